@@ -1,0 +1,1 @@
+"""af-accounting: quota policy, usage ledger, reservations (built by its own issue)."""

@@ -1,0 +1,19 @@
+"""A refused login that tells the user why, on JupyterHub's own error page."""
+
+from __future__ import annotations
+
+from tornado import web
+
+
+class LoginDenied(web.HTTPError):
+    """HTTP 403 whose page says why the login was refused and what to do next.
+
+    JupyterHub renders ``reason`` as the page title and ``jupyterhub_message``
+    as its text (both escaped by the template). Raise it from
+    ``Authenticator.authenticate``.
+    """
+
+    def __init__(self, reason: str, advice: str):
+        # tornado logs the log message: it holds the fixed reason, no user input
+        super().__init__(403, "login refused: %s", reason, reason=reason)
+        self.jupyterhub_message = advice

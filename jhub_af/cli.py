@@ -1,0 +1,65 @@
+"""`jhub-af`: the command line of the facility (today: `jhub-af demo`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from jhub_af import __version__
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from jhub_af.demo import DemoError, run_demo
+
+    try:
+        return run_demo(args.ip, args.port, Path(args.data_dir))
+    except DemoError as e:
+        print(f"jhub-af demo: {e}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jhub-af", description="jhub_af: an analysis facility on JupyterHub."
+    )
+    parser.add_argument("--version", action="version", version=f"jhub_af {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="run a whole facility on this machine",
+        description=(
+            "Run the demo facility: hub and proxy, the demo login (alice, bob, carol, "
+            "admin; password 'demo') and JupyterLab notebooks as local processes. "
+            "Ctrl-C stops it and everything it started."
+        ),
+    )
+    demo.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    demo.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000)")
+    demo.add_argument(
+        "--data-dir",
+        default="./.jhub-af-demo",
+        help="where the demo keeps its database, secrets and homes (default ./.jhub-af-demo)",
+    )
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""`jhub-af demo`: check the machine, write the hub's config, run the hub, stop it cleanly."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from shutil import which
+
+import jhub_af
+
+from .authenticator import DEMO_USERS
+from .settings import DemoSettings
+
+CONFIG_FILE = """\
+# Written by `jhub-af demo` at every start: change the demo with its options
+# (jhub-af demo --help), or copy this file and run `jupyterhub -f` on the copy.
+from pathlib import Path
+
+from jhub_af.demo import DemoSettings, configure
+
+configure(c, DemoSettings.load(Path(__file__).with_name("demo-settings.json")))
+"""
+
+NODE_ADVICE = (
+    "Install Node.js 20 or newer with npm (Debian: apt-get install nodejs npm), "
+    "then run `make demo` again: it installs the proxy with `npm ci`."
+)
+
+STOP_TIMEOUT = 60
+
+
+class DemoError(Exception):
+    """A problem the person running the demo can fix; the message says how."""
+
+
+def _port_problem(ip: str, port: int) -> OSError | None:
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # the proxy listens with SO_REUSEADDR, so a port in TIME_WAIT is usable
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((ip, port))
+        except OSError as e:
+            return e
+    return None
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def check_port(ip: str, port: int) -> None:
+    """Refuse, with what to do instead, when the demo cannot listen on ip:port."""
+    problem = _port_problem(ip, port)
+    if problem is None:
+        return
+    if problem.errno == errno.EADDRINUSE:
+        other = next(p for p in range(port + 1, 65536) if _port_problem(ip, p) is None)
+        raise DemoError(
+            f"Port {port} on {ip} is already in use by another program. Stop that "
+            f"program, or pick another port: make demo DEMO_ARGS='--port {other}' "
+            f"(or jhub-af demo --port {other})."
+        )
+    if problem.errno == errno.EACCES:
+        raise DemoError(
+            f"Listening on port {port} needs root. Pick a port above 1023: "
+            "make demo DEMO_ARGS='--port 8000'."
+        )
+    raise DemoError(
+        f"Cannot listen on {ip}:{port} ({problem.strerror or problem}). "
+        "Give --ip an address of this machine, such as 127.0.0.1."
+    )
+
+
+def find_proxy_command(search_roots: list[Path]) -> list[str]:
+    """The configurable-http-proxy command: node_modules of a root first, then PATH."""
+    if which("node") is None:
+        raise DemoError(f"Node.js (`node`) is not on PATH; the proxy needs it. {NODE_ADVICE}")
+    for root in search_roots:
+        candidate = root / "node_modules" / ".bin" / "configurable-http-proxy"
+        if candidate.exists():
+            return [str(candidate)]
+    on_path = which("configurable-http-proxy")
+    if on_path:
+        return [on_path]
+    raise DemoError(
+        "configurable-http-proxy is not installed. Run `npm ci` in the jhub_af checkout "
+        f"(`make demo` does this), or put it on PATH. {NODE_ADVICE}"
+    )
+
+
+def prepare(ip: str, port: int, data_dir: Path) -> DemoSettings:
+    """Check the machine and write the hub's config; start nothing."""
+    check_port(ip, port)
+    package_root = Path(jhub_af.__file__).resolve().parent.parent
+    proxy_command = find_proxy_command([Path.cwd(), package_root])
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DemoError(f"--data-dir {data_dir} is a file; give a directory for the demo's state.")
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DemoError(f"Cannot create --data-dir {data_dir}: {e.strerror}.") from e
+    settings = DemoSettings(
+        ip=ip,
+        port=port,
+        data_dir=str(data_dir.resolve()),
+        hub_port=free_loopback_port(),
+        proxy_api_port=free_loopback_port(),
+        proxy_command=proxy_command,
+    )
+    settings.dump(data_dir / "demo-settings.json")
+    (data_dir / "jupyterhub_config.py").write_text(CONFIG_FILE)
+    return settings
+
+
+def _banner(settings: DemoSettings) -> str:
+    users = ", ".join(DEMO_USERS)
+    return (
+        f"\njhub_af demo facility is up: open {settings.public_url}/\n"
+        f"  demo users: {users}; the password is 'demo' for all of them\n"
+        f"  state in {settings.data_dir}\n"
+        "  press Ctrl-C to stop it and every notebook it started\n"
+    )
+
+
+def _hub_answers(settings: DemoSettings) -> bool:
+    try:
+        url = f"{settings.public_url}/hub/api/"
+        with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 (our own http URL)
+            return r.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _stop(proc: subprocess.Popen) -> int:
+    """One SIGTERM to the hub (it stops notebooks and proxy), then clear its group."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            print(f"The hub did not stop within {STOP_TIMEOUT}s; killing it.", file=sys.stderr)
+    _clear_group(proc)
+    return proc.wait()
+
+
+def _clear_group(proc: subprocess.Popen) -> None:
+    """Stop anything left in the hub's process group (the proxy, if the hub died)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL if proc.poll() is None else signal.SIGTERM)
+
+
+def run_demo(ip: str, port: int, data_dir: Path) -> int:
+    """Run the demo facility until Ctrl-C or SIGTERM; return the hub's exit status."""
+    settings = prepare(ip, port, data_dir)
+    config = Path(settings.data_dir) / "jupyterhub_config.py"
+    print(f"Starting the jhub_af demo facility on {settings.public_url}/ ...", flush=True)
+    # The hub gets its own process group, so a terminal's Ctrl-C reaches only
+    # this process, which then stops the hub exactly once.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterhub", "-f", str(config)],
+        cwd=settings.data_dir,
+        start_new_session=True,
+    )
+
+    def _on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _on_term)
+    try:
+        announced = False
+        while proc.poll() is None:
+            if not announced and _hub_answers(settings):
+                print(_banner(settings), flush=True)
+                announced = True
+            time.sleep(0.5)
+        _clear_group(proc)
+        print(f"The hub exited with status {proc.returncode}.", file=sys.stderr)
+        return proc.returncode or 1
+    except KeyboardInterrupt:
+        print("\nStopping the jhub_af demo facility ...", flush=True)
+        _stop(proc)
+        print("Stopped.", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,66 @@
+"""The demo's configuration, one part per component.
+
+Every part is a function ``part(c, settings)`` that sets the JupyterHub config
+``c`` for one component, through that component's public API. A component that
+joins the demo (accounting, Dask Gateway, SSH, the panel) adds its part to
+``DEMO_PARTS``; nothing else in the demo needs to change.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from jupyterhub.spawner import SimpleLocalProcessSpawner
+
+from .authenticator import DemoAuthenticator
+from .settings import DemoSettings
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+def hub(c, s: DemoSettings) -> None:
+    """The hub and its proxy on loopback, with state in the data directory."""
+    data = s.data_path
+    c.JupyterHub.bind_url = f"{s.public_url}/"
+    c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{s.hub_port}"
+    c.JupyterHub.db_url = f"sqlite:///{data / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(data / "jupyterhub_cookie_secret")
+    c.JupyterHub.pid_file = str(data / "jupyterhub.pid")
+    c.JupyterHub.cleanup_servers = True
+    c.JupyterHub.cleanup_proxy = True
+    c.JupyterHub.template_paths = [str(TEMPLATES)]
+    c.ConfigurableHTTPProxy.command = list(s.proxy_command)
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{s.proxy_api_port}"
+    c.ConfigurableHTTPProxy.pid_file = str(data / "jupyterhub-proxy.pid")
+
+
+def login(c, s: DemoSettings) -> None:
+    """The demo login: alice, bob, carol and admin with VO groups, password 'demo'."""
+    c.JupyterHub.authenticator_class = DemoAuthenticator
+
+
+def notebooks(c, s: DemoSettings) -> None:
+    """Notebooks are JupyterLab processes on this machine, one home per user."""
+    bin_dir = Path(sys.executable).parent
+    c.JupyterHub.spawner_class = SimpleLocalProcessSpawner
+    c.SimpleLocalProcessSpawner.home_dir_template = str(s.data_path / "home" / "{username}")
+    c.Spawner.ip = "127.0.0.1"
+    c.Spawner.default_url = "/lab"
+    # JupyterHub 6 passes almost no environment on, so name the command by path
+    c.Spawner.cmd = [str(bin_dir / "jupyterhub-singleuser")]
+    c.Spawner.environment = {"PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin"}
+    if os.geteuid() == 0:
+        c.Spawner.args = ["--allow-root"]
+    c.Spawner.start_timeout = 120
+    c.Spawner.http_timeout = 60
+
+
+DEMO_PARTS = (hub, login, notebooks)
+
+
+def configure(c, settings: DemoSettings) -> None:
+    """Apply every demo part to the JupyterHub config ``c``."""
+    for part in DEMO_PARTS:
+        part(c, settings)

@@ -1,0 +1,38 @@
+"""What one demo run needs to know: where it listens and where it keeps its files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """The demo's settings, written by `jhub-af demo` next to the hub's config.
+
+    ``ip``/``port`` are the public address (the proxy); ``hub_port`` and
+    ``proxy_api_port`` are internal loopback ports picked at each start.
+    """
+
+    ip: str
+    port: int
+    data_dir: str
+    hub_port: int
+    proxy_api_port: int
+    proxy_command: list[str] = field(default_factory=list)
+
+    @property
+    def public_url(self) -> str:
+        return f"http://{self.ip}:{self.port}"
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    def dump(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> DemoSettings:
+        return cls(**json.loads(Path(path).read_text()))

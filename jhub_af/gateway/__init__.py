@@ -1,0 +1,1 @@
+"""dask-gateway-server plugin: options by group, quota-aware backend (its own issue)."""

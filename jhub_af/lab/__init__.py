@@ -1,0 +1,1 @@
+"""The jupyter-server extension behind the JupyterLab panel (its own issue)."""

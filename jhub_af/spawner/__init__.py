@@ -1,0 +1,1 @@
+"""ProfileSpawner and the profile catalogue (the "Profile spawner" issue builds it)."""

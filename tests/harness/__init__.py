@@ -1,0 +1,39 @@
+"""Real-parts test harness: start JupyterHub, the proxy, the demo and Chromium on loopback.
+
+Used by tests/ (through the fixtures in ``harness.fixtures``) and by benchmarks/.
+Everything binds to 127.0.0.1 on free ports and is stopped by the PID it was
+started with.
+"""
+
+from .browser import CHROMIUM_ARGS, chromium_path, launch_chromium
+from .hub import (
+    RunningHub,
+    hub_config,
+    local_spawner_config,
+    login,
+    login_response,
+    spawn_server,
+    start_hub,
+    stop_server,
+)
+from .net import free_port, wait_for_http
+from .processes import ManagedProcess
+from .demo import start_demo
+
+__all__ = [
+    "CHROMIUM_ARGS",
+    "ManagedProcess",
+    "RunningHub",
+    "chromium_path",
+    "free_port",
+    "hub_config",
+    "launch_chromium",
+    "local_spawner_config",
+    "login",
+    "login_response",
+    "spawn_server",
+    "start_demo",
+    "start_hub",
+    "stop_server",
+    "wait_for_http",
+]

@@ -1,0 +1,34 @@
+"""The demo facility as a user starts it: `make demo` or `jhub-af demo`."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from .hub import REPO, RunningHub
+from .net import free_port, wait_for_http
+from .processes import ManagedProcess
+
+
+def start_demo(workdir: Path, via_make: bool = False, timeout: float = 120) -> RunningHub:
+    """Start the demo on a free port with its state in ``workdir``; return once it answers.
+
+    ``via_make`` runs the README's ``make demo`` (whose set-up steps are no-ops
+    once the venv and node_modules exist), otherwise ``jhub-af demo`` directly.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    demo_args = ["--port", str(port), "--data-dir", str(workdir / "data")]
+    if via_make:
+        cmd = ["make", "-C", str(REPO), "demo", f"DEMO_ARGS={shlex.join(demo_args)}"]
+    else:
+        cmd = [str(Path(sys.executable).parent / "jhub-af"), "demo", *demo_args]
+    process = ManagedProcess(cmd, log=workdir / "demo.log", cwd=workdir)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/hub/api/", timeout, process.alive, process.log_tail)
+    except Exception:
+        process.stop()
+        raise
+    return RunningHub(url=url, process=process, workdir=workdir)

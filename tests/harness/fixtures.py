@@ -1,0 +1,63 @@
+"""pytest fixtures over the harness: started once per test session, stopped by PID."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from .browser import launch_chromium
+from .demo import start_demo
+from .hub import REPO, RunningHub, start_hub
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where tests keep what a person should be able to look at afterwards (screenshots)."""
+    path = Path(os.environ.get("JHUB_AF_TEST_ARTIFACTS", REPO / "test-artifacts"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_facility(tmp_path_factory) -> RunningHub:
+    """The demo facility, started with the README's `make demo` on a free port."""
+    hub = start_demo(tmp_path_factory.mktemp("demo"), via_make=True)
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture(scope="session")
+def hub_factory(tmp_path_factory):
+    """``hub_factory(config_text)`` starts a real hub + proxy with that config."""
+    started: list[RunningHub] = []
+
+    def factory(config: str) -> RunningHub:
+        hub = start_hub(tmp_path_factory.mktemp("hub"), config)
+        started.append(hub)
+        return hub
+
+    yield factory
+    for hub in started:
+        hub.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium (Debian's) for the whole session."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium):
+    """A fresh browser context (no cookies) and page for one test."""
+    context = chromium.new_context()
+    page = context.new_page()
+    yield page
+    context.close()

@@ -36,7 +36,10 @@ async def test_username_is_normalised_before_lookup():
 )
 async def test_unknown_user_or_wrong_password_is_the_normal_login_error(username, password):
     # None makes the hub show its own "Invalid username or password"
-    assert await authenticator().authenticate(None, {"username": username, "password": password}) is None
+    assert (
+        await authenticator().authenticate(None, {"username": username, "password": password})
+        is None
+    )
 
 
 async def test_carol_without_vo_is_refused_with_the_reason():

@@ -21,8 +21,11 @@ def wait_for_http(
     timeout: float = 60,
     alive: Callable[[], bool] = lambda: True,
     describe: Callable[[], str] = lambda: "",
+    expect: int = 200,
 ) -> requests.Response:
-    """GET ``url`` until it answers below 500; fail early if ``alive()`` turns False."""
+    """GET ``url`` until it answers ``expect``; fail early if ``alive()`` turns False.
+
+    (A proxy that is up before the hub has added its route answers 404.)"""
     deadline = time.monotonic() + timeout
     last: Exception | str = "no answer"
     while time.monotonic() < deadline:
@@ -30,7 +33,7 @@ def wait_for_http(
             raise RuntimeError(f"process died before {url} answered\n{describe()}")
         try:
             r = requests.get(url, timeout=2, allow_redirects=False)
-            if r.status_code < 500:
+            if r.status_code == expect:
                 return r
             last = f"HTTP {r.status_code}"
         except requests.RequestException as e:

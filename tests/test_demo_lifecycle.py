@@ -29,7 +29,7 @@ def test_ctrl_c_stops_hub_proxy_and_notebooks(tmp_path):
 
         demo.process.signal_group(signal.SIGINT)  # what a terminal's Ctrl-C does
         demo.process.proc.wait(90)
-        gone, alive = psutil.wait_procs(tree, timeout=30)
+        _, alive = psutil.wait_procs(tree, timeout=30)
         assert alive == [], f"still running after Ctrl-C: {[p.cmdline() for p in alive]}"
         assert "Stopped." in demo.process.log.read_text()
         port = int(demo.url.rsplit(":", 1)[1])

@@ -6,6 +6,7 @@ started with.
 """
 
 from .browser import CHROMIUM_ARGS, chromium_path, launch_chromium
+from .demo import start_demo
 from .hub import (
     RunningHub,
     hub_config,
@@ -18,7 +19,6 @@ from .hub import (
 )
 from .net import free_port, wait_for_http
 from .processes import ManagedProcess
-from .demo import start_demo
 
 __all__ = [
     "CHROMIUM_ARGS",

@@ -1,11 +1,29 @@
 """Login for the facility: who may sign in, as which VO member, and why not.
 
-Today this holds the VO admission rule and the denial that explains it; the
-demo login uses both. IAMAuthenticator (OIDC against the experiment's IAM)
-joins them here with the "IAM/VO login" issue.
+- :class:`IAMAuthenticator` signs users in with the experiment's IAM (OIDC),
+  reads their VO groups from the token claims and admits them by VO.
+- :func:`admit_by_vo` is the VO rule; the demo login uses it too.
+- :class:`LoginDenied` is a refusal whose page says why and what to do.
 """
 
+from .claims import groups_from_claims, normalize_group
 from .denial import LoginDenied
+from .iam import IAMAuthenticator
+from .id_token import IDTokenInvalid, verify_id_token
+from .provider import IdPUnreachable, OIDCProvider
 from .vo import VOAdmission, admit_by_vo, vo_of, vos_of
 
-__all__ = ["LoginDenied", "VOAdmission", "admit_by_vo", "vo_of", "vos_of"]
+__all__ = [
+    "IAMAuthenticator",
+    "IDTokenInvalid",
+    "IdPUnreachable",
+    "LoginDenied",
+    "OIDCProvider",
+    "VOAdmission",
+    "admit_by_vo",
+    "groups_from_claims",
+    "normalize_group",
+    "verify_id_token",
+    "vo_of",
+    "vos_of",
+]

@@ -6,14 +6,14 @@ from tornado import web
 
 
 class LoginDenied(web.HTTPError):
-    """HTTP 403 whose page says why the login was refused and what to do next.
+    """HTTP 403 (or ``status``) whose page says why the login was refused and what to do next.
 
     JupyterHub renders ``reason`` as the page title and ``jupyterhub_message``
     as its text (both escaped by the template). Raise it from
     ``Authenticator.authenticate``.
     """
 
-    def __init__(self, reason: str, advice: str):
+    def __init__(self, reason: str, advice: str, status: int = 403):
         # tornado logs the log message: it holds the fixed reason, no user input
-        super().__init__(403, "login refused: %s", reason, reason=reason)
+        super().__init__(status, "login refused: %s", reason, reason=reason)
         self.jupyterhub_message = advice

@@ -1,0 +1,461 @@
+"""IAMAuthenticator: OIDC login against an experiment's IAM, with VO groups.
+
+A thin subclass of oauthenticator's GenericOAuthenticator that adds what IAM
+and VO groups need:
+- endpoints from OIDC discovery of ``issuer`` (explicit URLs still win);
+- the ID token verified (signature against the JWKS with key rotation, issuer,
+  audience, expiry) and a ``nonce`` sent and checked;
+- groups from ``wlcg.groups``, ``groups`` and ``eduperson_entitlement`` claims
+  (:mod:`.claims`), admission by VO (:mod:`.vo`), admins by group;
+- access tokens refreshed before they run out, and a refused refresh turned
+  into a new login;
+- refusals on a page that says why and what to do (:class:`.LoginDenied`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+
+from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler
+from tornado import web
+from tornado.httpclient import HTTPClientError
+from traitlets import Bool, Integer, List, Unicode, default
+
+from .claims import DEFAULT_ENTITLEMENT_PATTERNS, DEFAULT_GROUP_CLAIMS, groups_from_claims
+from .denial import LoginDenied
+from .id_token import DEFAULT_ALGORITHMS, IDTokenInvalid
+from .provider import IdPUnreachable, OIDCProvider
+from .vo import admit_by_vo
+
+NONCE_COOKIE = "jhub-af-oidc-nonce"
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]*$")
+
+UNREACHABLE = (
+    "Cannot reach IAM",
+    "The facility could not reach your experiment's identity service (IAM) to sign you "
+    "in. It may be down or unreachable for a moment: wait a minute and sign in again. "
+    "If it persists, tell the facility's admins.",
+)
+RETRY = (
+    "Sign-in could not be completed",
+    "This sign-in could not be matched to your browser session: it may have been "
+    "started in another tab, taken too long, or been used already. Close this page "
+    "and sign in again.",
+)
+
+
+class IAMLoginHandler(OAuthLoginHandler):
+    """The redirect to IAM, after discovery, with a nonce kept in a signed cookie."""
+
+    async def get(self):
+        try:
+            await self.authenticator.discover()
+        except IdPUnreachable as e:
+            self.log.warning("IAM login unavailable: %s", e)
+            raise LoginDenied(*UNREACHABLE, status=503) from e
+        self._af_nonce = secrets.token_urlsafe(32)
+        self._set_cookie(NONCE_COOKIE, self._af_nonce, expires_days=1, httponly=True)
+        super().get()
+
+    def authorize_redirect(self, *args, **kwargs):
+        extra = dict(kwargs.pop("extra_params", None) or {})
+        extra["nonce"] = self._af_nonce
+        super().authorize_redirect(*args, extra_params=extra, **kwargs)
+
+
+class IAMCallbackHandler(OAuthCallbackHandler):
+    """The return from IAM: state, code and errors checked with messages a user can act on."""
+
+    def check_arguments(self):
+        error = self.get_argument("error", "")
+        if error:
+            # the IdP's own words (escaped on the page), e.g. "access_denied"
+            described = self.get_argument("error_description", error)[:300]
+            raise LoginDenied(
+                "IAM did not sign you in",
+                f"Your identity service answered: {described}. Sign in again; if it "
+                "keeps failing, tell the facility's admins.",
+            )
+        try:
+            super().check_arguments()
+        except web.HTTPError as e:
+            self.log.warning("OAuth callback rejected: %s", e.log_message)
+            raise LoginDenied(*RETRY, status=400) from e
+
+    def af_nonce(self) -> str | None:
+        value = self.get_secure_cookie(NONCE_COOKIE)
+        self.clear_cookie(NONCE_COOKIE)
+        return value.decode("utf8", "replace") if value else None
+
+
+class IAMAuthenticator(GenericOAuthenticator):
+    """Sign in with an experiment's IAM (INDIGO IAM, CILogon, Keycloak: any OIDC provider)."""
+
+    login_handler = IAMLoginHandler
+    callback_handler = IAMCallbackHandler
+
+    issuer = Unicode(
+        config=True,
+        help="""
+        The OIDC issuer URL, e.g. ``https://atlas-auth.cern.ch/`` (INDIGO IAM) or
+        ``https://cilogon.org``. The authorize, token, userinfo and JWKS endpoints
+        are read from ``{issuer}/.well-known/openid-configuration``; set
+        ``authorize_url``, ``token_url``, ``userdata_url`` or ``jwks_url`` to
+        override one of them. Must be exactly the ``iss`` of the provider's tokens.
+        """,
+    )
+
+    jwks_url = Unicode(
+        config=True,
+        help="The provider's JWKS URL. Default: the ``jwks_uri`` of OIDC discovery.",
+    )
+
+    group_claims = List(
+        Unicode(),
+        default_value=list(DEFAULT_GROUP_CLAIMS),
+        config=True,
+        help="""
+        Userinfo claims that carry VO groups; the groups of every one present are
+        joined. ``wlcg.groups`` holds paths (``/atlas/users``), ``groups`` holds
+        IAM group names (``atlas/users``), and ``eduperson_entitlement`` holds URNs
+        read with ``entitlement_patterns``. All become paths like ``/atlas/users``,
+        which are the JupyterHub group names. A login whose userinfo has none of
+        these claims is refused.
+        """,
+    )
+
+    entitlement_patterns = List(
+        Unicode(),
+        default_value=list(DEFAULT_ENTITLEMENT_PATTERNS),
+        config=True,
+        help="""
+        Regular expressions that read a group out of an ``eduperson_entitlement``
+        URN. Each has a named group ``group`` whose ``:`` separate subgroups, so
+        ``urn:mace:egi.eu:group:atlas:users:role=member#aai.egi.eu`` gives
+        ``/atlas/users``. Entitlements that match none are ignored.
+        """,
+    )
+
+    allowed_vos = List(
+        Unicode(),
+        config=True,
+        help="""
+        VOs whose members may sign in, as top-level groups: ``["/atlas", "/cms"]``.
+        Membership of a subgroup (``/atlas/users``) counts. An empty list admits
+        members of any VO, but never a user with no VO. Admins and blocked users
+        are set with ``admin_groups`` and ``blocked_users``.
+        """,
+    )
+
+    id_token_algorithms = List(
+        Unicode(),
+        default_value=list(DEFAULT_ALGORITHMS),
+        config=True,
+        help="Signature algorithms accepted on ID tokens. ``none`` is never accepted.",
+    )
+
+    id_token_leeway = Integer(
+        60,
+        min=0,
+        config=True,
+        help="Seconds of clock skew allowed when checking an ID token's ``exp`` and ``iat``.",
+    )
+
+    access_token_min_ttl = Integer(
+        300,
+        min=0,
+        config=True,
+        help="""
+        Refresh the access token when it has less than this many seconds left
+        (checked on every auth refresh, before a spawn, and when a notebook asks
+        for its bearer token). Default 300.
+        """,
+    )
+
+    max_username_length = Integer(
+        64,
+        min=1,
+        config=True,
+        help="""
+        Longest username accepted from the ``username_claim``. Longer names are
+        refused with a message, not truncated (truncation could make two people
+        one user).
+        """,
+    )
+
+    show_claims_in_log = Bool(
+        False,
+        config=True,
+        help="Log the names (never the values) of the claims IAM sent, to debug group mapping.",
+    )
+
+    @default("manage_groups")
+    def _default_manage_groups(self):
+        return True
+
+    @default("enable_auth_state")
+    def _default_enable_auth_state(self):
+        return True
+
+    @default("allow_all")
+    def _default_allow_all(self):
+        # allowed_vos decides who may sign in (update_auth_model)
+        return True
+
+    @default("refresh_pre_spawn")
+    def _default_refresh_pre_spawn(self):
+        return True
+
+    @default("auth_refresh_age")
+    def _default_auth_refresh_age(self):
+        return 300
+
+    @default("scope")
+    def _default_scope(self):
+        return ["openid", "profile", "email", "wlcg.groups", "offline_access"]
+
+    @default("username_claim")
+    def _default_username_claim(self):
+        return "preferred_username"
+
+    @default("login_service")
+    def _default_login_service(self):
+        return "IAM"
+
+    @default("auth_state_groups_key")
+    def _default_groups_key(self):
+        # read by get_user_groups below; a dotted key could not read wlcg.groups
+        return "af_groups"
+
+    _provider: OIDCProvider | None = None
+
+    @property
+    def provider(self) -> OIDCProvider:
+        if self._provider is None:
+            if not self.issuer:
+                raise ValueError("IAMAuthenticator.issuer must be set (the OIDC issuer URL)")
+            self._provider = OIDCProvider(self.issuer, self._fetch_json, jwks_url=self.jwks_url)
+        return self._provider
+
+    async def _fetch_json(self, url: str) -> dict:
+        return await self.httpfetch(url, method="GET", validate_cert=self.validate_server_cert)
+
+    async def discover(self) -> dict:
+        """Fill the endpoints that are not set explicitly from OIDC discovery."""
+        meta = await self.provider.metadata()
+        for trait, key in (
+            ("authorize_url", "authorization_endpoint"),
+            ("token_url", "token_endpoint"),
+            ("userdata_url", "userinfo_endpoint"),
+        ):
+            if not getattr(self, trait):
+                if not meta.get(key):
+                    raise IdPUnreachable(f"OIDC discovery has no {key}")
+                setattr(self, trait, meta[key])
+        return meta
+
+    async def _token_request(self, handler, params: dict) -> dict:
+        try:
+            return await self.get_token_info(handler, params)
+        except HTTPClientError as e:
+            body = getattr(e.response, "body", b"") or b""
+            try:
+                error = json.loads(body).get("error", "")
+            except ValueError:
+                error = ""
+            if e.code and 400 <= e.code < 500:
+                raise _TokenRejected(error or f"HTTP {e.code}") from e
+            raise IdPUnreachable(f"token endpoint: HTTP {e.code}") from e
+        except web.HTTPError as e:
+            # oauthenticator's "An access token was not returned: ..."
+            raise _TokenRejected("no access token") from e
+        except OSError as e:
+            raise IdPUnreachable(f"token endpoint: {type(e).__name__}") from e
+
+    async def verify_id_token(self, token: object, nonce: str | None) -> dict:
+        return await self.provider.verify_id_token(
+            token,
+            audience=self.client_id,
+            nonce=nonce,
+            algorithms=tuple(self.id_token_algorithms),
+            leeway=self.id_token_leeway,
+        )
+
+    async def authenticate(self, handler, data=None, **kwargs):
+        try:
+            await self.discover()
+            params = self.build_access_tokens_request_params(handler, data)
+            token_info = await self._token_request(handler, params)
+        except IdPUnreachable as e:
+            self.log.warning("IAM login failed, provider unreachable: %s", e)
+            raise LoginDenied(*UNREACHABLE, status=503) from e
+        except _TokenRejected as e:
+            # a replayed or expired code, or a client misconfiguration
+            self.log.warning("IAM refused the authorization code: %s", e)
+            raise LoginDenied(*RETRY, status=400) from e
+
+        nonce = handler.af_nonce() if isinstance(handler, IAMCallbackHandler) else None
+        if not nonce:
+            self.log.warning("IAM login without a nonce cookie")
+            raise LoginDenied(*RETRY, status=400)
+        try:
+            id_claims = await self.verify_id_token(token_info.get("id_token"), nonce)
+        except IDTokenInvalid as e:
+            self.log.warning("IAM login refused: %s", e)
+            raise LoginDenied(
+                "Sign-in could not be verified",
+                "The identity token from IAM did not pass the facility's checks, so you "
+                "were not signed in. Sign in again; if it keeps failing, tell the "
+                "facility's admins (the hub's log says which check failed).",
+            ) from e
+        except IdPUnreachable as e:
+            self.log.warning("IAM login failed, JWKS unreachable: %s", e)
+            raise LoginDenied(*UNREACHABLE, status=503) from e
+
+        try:
+            auth_model = await self._token_to_auth_model(token_info)
+        except (HTTPClientError, OSError) as e:
+            self.log.warning("IAM userinfo failed: %s", type(e).__name__)
+            raise LoginDenied(*UNREACHABLE, status=503) from e
+
+        user_info = auth_model["auth_state"][self.user_auth_state_key]
+        if user_info.get("sub") != id_claims["sub"]:
+            self.log.warning("IAM userinfo subject differs from the ID token's")
+            raise LoginDenied(*RETRY, status=400)
+        await self._check_name_is_theirs(handler, auth_model["name"], id_claims["sub"])
+        return auth_model
+
+    async def _check_name_is_theirs(self, handler, name: str, sub: str) -> None:
+        """Refuse a login whose name already belongs to another IAM account.
+
+        Two accounts can map to one username (``Alice`` and ``alice`` normalise
+        alike); the first to sign in keeps it.
+        """
+        user = handler.find_user(name)
+        if user is None:
+            return
+        state = await user.get_auth_state()
+        if not state:
+            return
+        owner = (state.get(self.user_auth_state_key) or {}).get("sub")
+        if owner and not secrets.compare_digest(str(owner), str(sub)):
+            self.log.warning("IAM login refused: username %s belongs to another subject", name)
+            raise LoginDenied(
+                "Username already taken",
+                f"Your IAM account maps to the username {name!r}, which already belongs "
+                "to a different IAM account on this facility. Ask the facility's admins "
+                "to sort out the clash.",
+            )
+
+    def user_info_to_username(self, user_info):
+        raw = user_info.get(self.username_claim) if isinstance(user_info, dict) else None
+        if not isinstance(raw, str) or not raw.strip():
+            raise LoginDenied(
+                "No username from IAM",
+                f"IAM did not send the {self.username_claim!r} claim this facility uses as "
+                "username. Tell the facility's admins.",
+            )
+        name = self.normalize_username(raw.strip())
+        if len(name) > self.max_username_length or not _USERNAME.match(name):
+            self.log.warning("IAM login refused: unusable username (%d characters)", len(name))
+            raise LoginDenied(
+                "Username not usable here",
+                f"Your IAM username cannot be used on this facility: it must be at most "
+                f"{self.max_username_length} characters of lower-case letters, digits and "
+                "'.', '_', '-', '@'. Tell the facility's admins.",
+            )
+        return name
+
+    def build_auth_state_dict(self, token_info, user_info):
+        auth_state = super().build_auth_state_dict(token_info, user_info)
+        expires_in = token_info.get("expires_in")
+        if isinstance(expires_in, int | float):
+            auth_state["expires_at"] = time.time() + expires_in
+        return auth_state
+
+    async def update_auth_model(self, auth_model):
+        """VO groups from the claims, then the VO rule: admit or refuse with the reason."""
+        user_info = auth_model["auth_state"][self.user_auth_state_key]
+        if self.show_claims_in_log:
+            self.log.info("IAM claims for %s: %s", auth_model["name"], sorted(user_info))
+        claimed = groups_from_claims(user_info, self.group_claims, self.entitlement_patterns)
+        if claimed.dropped:
+            self.log.warning(
+                "Ignored %d group values of %s that are not group paths",
+                claimed.dropped,
+                auth_model["name"],
+            )
+        if not claimed.claims_present:
+            raise LoginDenied(
+                "No group information from IAM",
+                "IAM sent no group membership ("
+                + ", ".join(self.group_claims)
+                + "), so the facility cannot tell which VO you belong to. Sign in again "
+                "and allow the facility to read your groups; if that does not help, tell "
+                "the facility's admins (the client may lack the wlcg.groups scope).",
+            )
+        admission = admit_by_vo(claimed.groups, self.allowed_vos)
+        if not admission.admitted:
+            self.log.warning("IAM login of %s refused: %s", auth_model["name"], admission.reason)
+            raise LoginDenied(admission.reason, admission.advice)
+        auth_model["auth_state"]["af_groups"] = list(claimed.groups)
+        return auth_model
+
+    async def get_user_groups(self, auth_state):
+        return set(auth_state.get("af_groups", []))
+
+    async def refresh_user(self, user, handler=None, **kwargs):
+        """Keep the access token fresh and the groups current; False means "sign in again"."""
+        auth_state = await user.get_auth_state()
+        if not auth_state:
+            return False
+        remaining = auth_state.get("expires_at", 0) - time.time()
+        token_info = dict(auth_state.get("token_response") or {})
+        try:
+            if remaining < self.access_token_min_ttl:
+                token_info = await self._refresh_tokens(user, auth_state)
+                if token_info is None:
+                    return False
+            return await self._token_to_auth_model(token_info)
+        except LoginDenied as e:
+            self.log.warning("Auth refresh of %s: %s; new login needed", user.name, e.reason)
+            return False
+        except (IdPUnreachable, HTTPClientError, OSError) as e:
+            # keep a still-valid session going while IAM is away
+            problem = type(e).__name__
+            self.log.warning("Auth refresh of %s: IAM unreachable (%s)", user.name, problem)
+            return remaining > 0
+
+    async def _refresh_tokens(self, user, auth_state) -> dict | None:
+        refresh_token = auth_state.get("refresh_token")
+        if not refresh_token:
+            self.log.info("No refresh token for %s; new login needed", user.name)
+            return None
+        await self.discover()
+        params = self.build_refresh_token_request_params(refresh_token)
+        try:
+            token_info = await self._token_request(None, params)
+        except _TokenRejected as e:
+            self.log.warning(
+                "Refresh token of %s was refused (%s): revoked or expired; new login needed",
+                user.name,
+                e,
+            )
+            return None
+        if token_info.get("id_token"):
+            try:
+                await self.verify_id_token(token_info["id_token"], nonce=None)
+            except IDTokenInvalid as e:
+                self.log.warning("Refreshed ID token of %s rejected: %s", user.name, e)
+                return None
+        if not token_info.get("refresh_token"):
+            token_info["refresh_token"] = refresh_token
+        return token_info
+
+
+class _TokenRejected(Exception):
+    """The token endpoint answered with an OAuth error (invalid_grant, ...)."""

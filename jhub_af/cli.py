@@ -23,7 +23,15 @@ def _demo(args: argparse.Namespace) -> int:
     from jhub_af.demo import DemoError, run_demo
 
     try:
-        return run_demo(args.ip, args.port, Path(args.data_dir))
+        return run_demo(
+            args.ip,
+            args.port,
+            Path(args.data_dir),
+            login=args.login,
+            issuer=args.issuer,
+            client_id=args.client_id,
+            client_secret_file=args.client_secret_file,
+        )
     except DemoError as e:
         print(f"jhub-af demo: {e}", file=sys.stderr)
         return 2
@@ -51,6 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir",
         default="./.jhub-af-demo",
         help="where the demo keeps its database, secrets and homes (default ./.jhub-af-demo)",
+    )
+    demo.add_argument(
+        "--login",
+        choices=["demo", "iam"],
+        default="demo",
+        help="'demo' (the demo users, the default) or 'iam' (sign in with an OIDC IAM)",
+    )
+    demo.add_argument("--issuer", default="", help="with --login iam: the IAM's issuer URL")
+    demo.add_argument("--client-id", default="", help="with --login iam: the OIDC client id")
+    demo.add_argument(
+        "--client-secret-file",
+        default="",
+        help="with --login iam: a file holding the OIDC client secret",
     )
     demo.set_defaults(func=_demo)
     return parser

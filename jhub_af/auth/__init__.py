@@ -6,6 +6,7 @@
 - :class:`LoginDenied` is a refusal whose page says why and what to do.
 """
 
+from .bearer import BEARER_TOKEN_SCOPE, CUSTOM_SCOPES, bearer_token_roles
 from .claims import groups_from_claims, normalize_group
 from .denial import LoginDenied
 from .iam import IAMAuthenticator
@@ -14,6 +15,8 @@ from .provider import IdPUnreachable, OIDCProvider
 from .vo import VOAdmission, admit_by_vo, vo_of, vos_of
 
 __all__ = [
+    "BEARER_TOKEN_SCOPE",
+    "CUSTOM_SCOPES",
     "IAMAuthenticator",
     "IDTokenInvalid",
     "IdPUnreachable",
@@ -21,6 +24,7 @@ __all__ = [
     "OIDCProvider",
     "VOAdmission",
     "admit_by_vo",
+    "bearer_token_roles",
     "groups_from_claims",
     "normalize_group",
     "verify_id_token",

@@ -25,6 +25,7 @@ from tornado import web
 from tornado.httpclient import HTTPClientError
 from traitlets import Bool, Integer, List, Unicode, default
 
+from .bearer import BEARER_TOKEN_ROUTE, BearerTokenHandler
 from .claims import DEFAULT_ENTITLEMENT_PATTERNS, DEFAULT_GROUP_CLAIMS, groups_from_claims
 from .denial import LoginDenied
 from .id_token import DEFAULT_ALGORITHMS, IDTokenInvalid
@@ -232,6 +233,9 @@ class IAMAuthenticator(GenericOAuthenticator):
         return "af_groups"
 
     _provider: OIDCProvider | None = None
+
+    def get_handlers(self, app):
+        return [*super().get_handlers(app), (BEARER_TOKEN_ROUTE, BearerTokenHandler)]
 
     @property
     def provider(self) -> OIDCProvider:

@@ -100,8 +100,45 @@ def find_proxy_command(search_roots: list[Path]) -> list[str]:
     )
 
 
-def prepare(ip: str, port: int, data_dir: Path) -> DemoSettings:
+def check_iam_options(issuer: str, client_id: str, client_secret_file: str) -> None:
+    missing = [
+        flag
+        for flag, value in (
+            ("--issuer", issuer),
+            ("--client-id", client_id),
+            ("--client-secret-file", client_secret_file),
+        )
+        if not value
+    ]
+    if missing:
+        raise DemoError(
+            f"--login iam needs {', '.join(missing)}: the IAM issuer URL and the OIDC "
+            "client registered for this hub (redirect URI http://IP:PORT/hub/oauth_callback)."
+        )
+    if not issuer.startswith(("https://", "http://")):
+        raise DemoError(f"--issuer {issuer!r} is not a URL; give the IAM's issuer URL.")
+    try:
+        secret = Path(client_secret_file).read_text().strip()
+    except OSError as e:
+        raise DemoError(
+            f"Cannot read --client-secret-file {client_secret_file}: {e.strerror}."
+        ) from e
+    if not secret:
+        raise DemoError(f"--client-secret-file {client_secret_file} is empty.")
+
+
+def prepare(
+    ip: str,
+    port: int,
+    data_dir: Path,
+    login: str = "demo",
+    issuer: str = "",
+    client_id: str = "",
+    client_secret_file: str = "",
+) -> DemoSettings:
     """Check the machine and write the hub's config; start nothing."""
+    if login == "iam":
+        check_iam_options(issuer, client_id, client_secret_file)
     check_port(ip, port)
     package_root = Path(jhub_af.__file__).resolve().parent.parent
     proxy_command = find_proxy_command([Path.cwd(), package_root])
@@ -118,6 +155,10 @@ def prepare(ip: str, port: int, data_dir: Path) -> DemoSettings:
         hub_port=free_loopback_port(),
         proxy_api_port=free_loopback_port(),
         proxy_command=proxy_command,
+        login=login,
+        issuer=issuer,
+        client_id=client_id,
+        client_secret_file=str(Path(client_secret_file).resolve()) if client_secret_file else "",
     )
     settings.dump(data_dir / "demo-settings.json")
     (data_dir / "jupyterhub_config.py").write_text(CONFIG_FILE)
@@ -125,10 +166,13 @@ def prepare(ip: str, port: int, data_dir: Path) -> DemoSettings:
 
 
 def _banner(settings: DemoSettings) -> str:
-    users = ", ".join(DEMO_USERS)
+    if settings.login == "iam":
+        who = f"  sign in with IAM at {settings.issuer}\n"
+    else:
+        who = f"  demo users: {', '.join(DEMO_USERS)}; the password is 'demo' for all of them\n"
     return (
         f"\njhub_af demo facility is up: open {settings.public_url}/\n"
-        f"  demo users: {users}; the password is 'demo' for all of them\n"
+        f"{who}"
         f"  state in {settings.data_dir}\n"
         "  press Ctrl-C to stop it and every notebook it started\n"
     )
@@ -161,9 +205,12 @@ def _clear_group(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL if proc.poll() is None else signal.SIGTERM)
 
 
-def run_demo(ip: str, port: int, data_dir: Path) -> int:
-    """Run the demo facility until Ctrl-C or SIGTERM; return the hub's exit status."""
-    settings = prepare(ip, port, data_dir)
+def run_demo(ip: str, port: int, data_dir: Path, **login_options) -> int:
+    """Run the demo facility until Ctrl-C or SIGTERM; return the hub's exit status.
+
+    ``login_options`` (login, issuer, client_id, client_secret_file) choose the login.
+    """
+    settings = prepare(ip, port, data_dir, **login_options)
     config = Path(settings.data_dir) / "jupyterhub_config.py"
     print(f"Starting the jhub_af demo facility on {settings.public_url}/ ...", flush=True)
     # The hub gets its own process group, so a terminal's Ctrl-C reaches only

@@ -9,13 +9,18 @@ joins the demo (accounting, Dask Gateway, SSH, the panel) adds its part to
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 from pathlib import Path
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 
+from jhub_af.auth import CUSTOM_SCOPES, IAMAuthenticator, bearer_token_roles
+
 from .authenticator import DemoAuthenticator
 from .settings import DemoSettings
+
+DEMO_VOS = ["/atlas", "/cms"]
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -36,9 +41,43 @@ def hub(c, s: DemoSettings) -> None:
     c.ConfigurableHTTPProxy.pid_file = str(data / "jupyterhub-proxy.pid")
 
 
+def add_roles(c, roles: list[dict]) -> None:
+    """Merge roles into ``c.JupyterHub.load_roles``; scopes of same-named roles are joined."""
+    merged = {r["name"]: dict(r) for r in c.JupyterHub.get("load_roles", [])}
+    for role in roles:
+        if role["name"] in merged:
+            scopes = merged[role["name"]].get("scopes", [])
+            merged[role["name"]]["scopes"] = scopes + [x for x in role["scopes"] if x not in scopes]
+        else:
+            merged[role["name"]] = dict(role)
+    c.JupyterHub.load_roles = list(merged.values())
+
+
+def _crypt_key(data: Path) -> bytes:
+    """The key that encrypts auth_state (IAM tokens), made once and kept in the data dir."""
+    path = data / "jupyterhub_crypt_key"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+    return bytes.fromhex(path.read_text().strip())
+
+
 def login(c, s: DemoSettings) -> None:
-    """The demo login: alice, bob, carol and admin with VO groups, password 'demo'."""
-    c.JupyterHub.authenticator_class = DemoAuthenticator
+    """The demo login (alice, bob, carol, admin; password 'demo'), or IAM with --login iam."""
+    if s.login != "iam":
+        c.JupyterHub.authenticator_class = DemoAuthenticator
+        c.DemoAuthenticator.allowed_vos = DEMO_VOS
+        return
+    c.JupyterHub.authenticator_class = IAMAuthenticator
+    c.IAMAuthenticator.issuer = s.issuer
+    c.IAMAuthenticator.client_id = s.client_id
+    c.IAMAuthenticator.client_secret = Path(s.client_secret_file).read_text().strip()
+    c.IAMAuthenticator.oauth_callback_url = f"{s.public_url}/hub/oauth_callback"
+    c.IAMAuthenticator.allowed_vos = DEMO_VOS
+    c.CryptKeeper.keys = [_crypt_key(s.data_path)]
+    # notebooks get the user's access token in $BEARER_TOKEN_FILE
+    c.JupyterHub.custom_scopes = CUSTOM_SCOPES
+    add_roles(c, bearer_token_roles())
 
 
 def notebooks(c, s: DemoSettings) -> None:

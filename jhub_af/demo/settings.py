@@ -21,6 +21,11 @@ class DemoSettings:
     hub_port: int
     proxy_api_port: int
     proxy_command: list[str] = field(default_factory=list)
+    # "demo" (the table of demo users) or "iam" (IAMAuthenticator against issuer)
+    login: str = "demo"
+    issuer: str = ""
+    client_id: str = ""
+    client_secret_file: str = ""
 
     @property
     def public_url(self) -> str:

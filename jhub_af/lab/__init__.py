@@ -1,1 +1,39 @@
-"""The jupyter-server extension behind the JupyterLab panel (its own issue)."""
+"""The jupyter-server extension of jhub_af, inside each user's server.
+
+Today it keeps the user's IAM access token in ``$BEARER_TOKEN_FILE``
+(:mod:`.bearer_token`). The JupyterLab panel's handlers (Dask, Rucio, usage)
+join it with the "JupyterLab panel" issue. It is enabled automatically when
+jhub_af is installed, and does nothing outside JupyterHub.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tornado.ioloop import IOLoop
+
+from .bearer_token import BearerTokenKeeper, write_token_file
+
+__all__ = ["BearerTokenKeeper", "write_token_file"]
+
+
+def _jupyter_server_extension_points():
+    return [{"module": "jhub_af.lab"}]
+
+
+def _load_jupyter_server_extension(serverapp):
+    api_url = os.environ.get("JUPYTERHUB_API_URL")
+    api_token = os.environ.get("JUPYTERHUB_API_TOKEN")
+    user = os.environ.get("JUPYTERHUB_USER")
+    if not (api_url and api_token and user):
+        return  # not under JupyterHub
+    token_file = os.environ.get("BEARER_TOKEN_FILE")
+    if not token_file:
+        token_file = str(Path(serverapp.runtime_dir) / "bearer_token")
+        # kernels and terminals started from now on inherit it
+        os.environ["BEARER_TOKEN_FILE"] = token_file
+    keeper = BearerTokenKeeper(api_url, api_token, user, Path(token_file), serverapp.log)
+    # the event loop runs only once the server starts
+    IOLoop.current().add_callback(keeper.start)
+    serverapp.log.info("jhub_af: keeping the IAM bearer token in %s", token_file)

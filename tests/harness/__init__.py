@@ -17,6 +17,15 @@ from .hub import (
     start_hub,
     stop_server,
 )
+from .idp import (
+    RunningIdP,
+    drive_login,
+    make_rsa_jwk,
+    oidc_login,
+    oidc_login_response,
+    public_jwks,
+    start_idp,
+)
 from .net import free_port, wait_for_http
 from .processes import ManagedProcess
 
@@ -24,16 +33,23 @@ __all__ = [
     "CHROMIUM_ARGS",
     "ManagedProcess",
     "RunningHub",
+    "RunningIdP",
     "chromium_path",
+    "drive_login",
     "free_port",
     "hub_config",
     "launch_chromium",
     "local_spawner_config",
     "login",
     "login_response",
+    "make_rsa_jwk",
+    "oidc_login",
+    "oidc_login_response",
+    "public_jwks",
     "spawn_server",
     "start_demo",
     "start_hub",
+    "start_idp",
     "stop_server",
     "wait_for_http",
 ]

@@ -30,11 +30,12 @@ def demo_facility(tmp_path_factory) -> RunningHub:
 
 @pytest.fixture(scope="session")
 def hub_factory(tmp_path_factory):
-    """``hub_factory(config_text)`` starts a real hub + proxy with that config."""
+    """``hub_factory(config_text, port=None, env=None)`` starts a real hub + proxy with
+    that config (``port`` and ``env`` as in ``start_hub``)."""
     started: list[RunningHub] = []
 
-    def factory(config: str) -> RunningHub:
-        hub = start_hub(tmp_path_factory.mktemp("hub"), config)
+    def factory(config: str, *, port: int | None = None, env=None) -> RunningHub:
+        hub = start_hub(tmp_path_factory.mktemp("hub"), config, port=port, env=env)
         started.append(hub)
         return hub
 

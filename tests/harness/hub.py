@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -58,16 +59,28 @@ if os.geteuid() == 0:
 """
 
 
-def start_hub(workdir: Path, config: str, timeout: float = 60) -> RunningHub:
-    """Start ``jupyterhub`` with the base config plus ``config``; return once it answers."""
+def start_hub(
+    workdir: Path,
+    config: str,
+    timeout: float = 60,
+    *,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+) -> RunningHub:
+    """Start ``jupyterhub`` with the base config plus ``config``; return once it answers.
+
+    ``port``: the public (proxy) port, a free one if None (pick it in advance when
+    the config must name the hub's URL, e.g. an OAuth callback). ``env``: variables
+    added to this process's environment for the hub (e.g. JUPYTERHUB_CRYPT_KEY)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     config_file = workdir / "jupyterhub_config.py"
     config_file.write_text(hub_config(workdir, port) + config)
     process = ManagedProcess(
         [sys.executable, "-m", "jupyterhub", "-f", str(config_file)],
         log=workdir / "hub.log",
         cwd=workdir,
+        env={**os.environ, **env} if env else None,
     )
     url = f"http://127.0.0.1:{port}"
     try:

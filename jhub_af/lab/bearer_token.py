@@ -1,0 +1,94 @@
+"""Keep ``$BEARER_TOKEN_FILE`` holding the user's current IAM access token.
+
+WLCG Bearer Token Discovery: tools (XRootD, Rucio, gfal, davix) read the token
+from the file named by ``BEARER_TOKEN_FILE``. The server sets that variable at
+start (unless the spawner did), so kernels and terminals inherit it, and this
+keeper rewrites the file before the token expires, for the whole session. The
+token comes from the hub's ``/api/jhub-af/users/{name}/bearer-token`` with the
+server's own API token; the refresh token never leaves the hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+RETRY_SECONDS = 30
+MARGIN_SECONDS = 120  # fetch again this long before the token expires
+MAX_SLEEP_SECONDS = 600
+
+
+def write_token_file(path: Path, token: str) -> None:
+    """Replace ``path`` atomically with ``token``, readable by the owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".bearer-")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def next_fetch_in(expires_at: float | None, now: float) -> float:
+    """Seconds until the next fetch: before expiry, never busy-looping, never too rare."""
+    if not expires_at:
+        return MAX_SLEEP_SECONDS
+    return max(RETRY_SECONDS, min(MAX_SLEEP_SECONDS, expires_at - now - MARGIN_SECONDS))
+
+
+class BearerTokenKeeper:
+    """Fetches the token from the hub and rewrites the file, until stopped."""
+
+    def __init__(self, api_url: str, api_token: str, user: str, token_file: Path, log):
+        self.url = f"{api_url.rstrip('/')}/jhub-af/users/{quote(user, safe='')}/bearer-token"
+        self._api_token = api_token
+        self.token_file = token_file
+        self.log = log
+        self._task: asyncio.Task | None = None
+
+    async def fetch_once(self) -> float | None:
+        """Fetch and write the token; return its expiry, or raise."""
+        request = HTTPRequest(
+            self.url, headers={"Authorization": f"token {self._api_token}"}, request_timeout=30
+        )
+        response = await AsyncHTTPClient().fetch(request)
+        body = json.loads(response.body)
+        write_token_file(self.token_file, body["access_token"])
+        return body.get("expires_at")
+
+    async def run(self) -> None:
+        while True:
+            try:
+                expires_at = await self.fetch_once()
+                delay = next_fetch_in(expires_at, time.time())
+                self.log.debug("Bearer token written; next refresh in %.0fs", delay)
+            except HTTPClientError as e:
+                if e.code == 404:
+                    self.log.info("This hub hands out no IAM bearer tokens (no IAM login)")
+                    return
+                # 401: the IAM session ended; the user must sign in to the hub again
+                self.log.warning("Could not fetch the bearer token: HTTP %s", e.code)
+                delay = RETRY_SECONDS
+            except Exception as e:  # keep trying: the hub may be restarting
+                self.log.warning("Could not fetch the bearer token: %s", type(e).__name__)
+                delay = RETRY_SECONDS
+            await asyncio.sleep(delay)
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self.run())
+
+    def stop(self) -> None:
+        if self._task:
+            self._task.cancel()

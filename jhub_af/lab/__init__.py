@@ -33,7 +33,7 @@ def _load_jupyter_server_extension(serverapp):
         token_file = str(Path(serverapp.runtime_dir) / "bearer_token")
         # kernels and terminals started from now on inherit it
         os.environ["BEARER_TOKEN_FILE"] = token_file
-    keeper = BearerTokenKeeper(api_url, api_token, user, Path(token_file), serverapp.log)
+    keeper = BearerTokenKeeper(api_url, api_token, user, Path(token_file), parent=serverapp)
     # the event loop runs only once the server starts
     IOLoop.current().add_callback(keeper.start)
     serverapp.log.info("jhub_af: keeping the IAM bearer token in %s", token_file)

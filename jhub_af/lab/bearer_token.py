@@ -20,10 +20,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-
-RETRY_SECONDS = 30
-MARGIN_SECONDS = 120  # fetch again this long before the token expires
-MAX_SLEEP_SECONDS = 600
+from traitlets import Float
+from traitlets.config import LoggingConfigurable
 
 
 def write_token_file(path: Path, token: str) -> None:
@@ -41,22 +39,45 @@ def write_token_file(path: Path, token: str) -> None:
         raise
 
 
-def next_fetch_in(expires_at: float | None, now: float) -> float:
-    """Seconds until the next fetch: before expiry, never busy-looping, never too rare."""
-    if not expires_at:
-        return MAX_SLEEP_SECONDS
-    return max(RETRY_SECONDS, min(MAX_SLEEP_SECONDS, expires_at - now - MARGIN_SECONDS))
+class BearerTokenKeeper(LoggingConfigurable):
+    """Fetches the token from the hub and rewrites the file, until stopped.
 
+    Configure it in the single-user server's config, e.g.
+    ``c.BearerTokenKeeper.margin_seconds = 300``.
+    """
 
-class BearerTokenKeeper:
-    """Fetches the token from the hub and rewrites the file, until stopped."""
+    margin_seconds = Float(
+        120,
+        min=0,
+        config=True,
+        help="Fetch a new token this many seconds before the current one expires (default 120).",
+    )
+    retry_seconds = Float(
+        30,
+        min=1,
+        config=True,
+        help="Wait this long after a failed fetch, and at least this long between fetches.",
+    )
+    max_sleep_seconds = Float(
+        600,
+        min=1,
+        config=True,
+        help="Fetch at least this often, even when the token lasts longer (default 600).",
+    )
 
-    def __init__(self, api_url: str, api_token: str, user: str, token_file: Path, log):
+    def __init__(self, api_url: str, api_token: str, user: str, token_file: Path, **kwargs):
+        super().__init__(**kwargs)
         self.url = f"{api_url.rstrip('/')}/jhub-af/users/{quote(user, safe='')}/bearer-token"
         self._api_token = api_token
         self.token_file = token_file
-        self.log = log
         self._task: asyncio.Task | None = None
+
+    def next_fetch_in(self, expires_at: float | None, now: float) -> float:
+        """Seconds until the next fetch: before expiry, never busy-looping, never too rare."""
+        if not expires_at:
+            return self.max_sleep_seconds
+        ahead = expires_at - now - self.margin_seconds
+        return max(self.retry_seconds, min(self.max_sleep_seconds, ahead))
 
     async def fetch_once(self) -> float | None:
         """Fetch and write the token; return its expiry, or raise."""
@@ -72,18 +93,18 @@ class BearerTokenKeeper:
         while True:
             try:
                 expires_at = await self.fetch_once()
-                delay = next_fetch_in(expires_at, time.time())
-                self.log.debug("Bearer token written; next refresh in %.0fs", delay)
+                delay = self.next_fetch_in(expires_at, time.time())
+                self.log.debug("Bearer token written; next fetch in %.0fs", delay)
             except HTTPClientError as e:
                 if e.code == 404:
                     self.log.info("This hub hands out no IAM bearer tokens (no IAM login)")
                     return
                 # 401: the IAM session ended; the user must sign in to the hub again
                 self.log.warning("Could not fetch the bearer token: HTTP %s", e.code)
-                delay = RETRY_SECONDS
+                delay = self.retry_seconds
             except Exception as e:  # keep trying: the hub may be restarting
                 self.log.warning("Could not fetch the bearer token: %s", type(e).__name__)
-                delay = RETRY_SECONDS
+                delay = self.retry_seconds
             await asyncio.sleep(delay)
 
     def start(self) -> None:

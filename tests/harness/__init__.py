@@ -17,6 +17,7 @@ from .hub import (
     start_hub,
     stop_server,
 )
+from .iam import admin_get, iam_hub_config, iam_hub_env
 from .idp import (
     RunningIdP,
     drive_login,
@@ -34,10 +35,13 @@ __all__ = [
     "ManagedProcess",
     "RunningHub",
     "RunningIdP",
+    "admin_get",
     "chromium_path",
     "drive_login",
     "free_port",
     "hub_config",
+    "iam_hub_config",
+    "iam_hub_env",
     "launch_chromium",
     "local_spawner_config",
     "login",

@@ -110,6 +110,9 @@ const provider = new Provider(config.issuer, {
   },
   cookies: { keys: [randomBytes(32).toString('hex')] },
   clientBasedCORS: () => false,
+  // expired means expired (the default tolerates 15 s of clock skew, which would
+  // hide whether the hub really refreshed a short-lived token)
+  clockTolerance: 0,
   ttl: {
     AccessToken: ttl(config.access_token_ttl, 3600),
     AuthorizationCode: 60,

@@ -1,4 +1,4 @@
-"""`jhub-af`: the command line of the facility (today: `jhub-af demo`)."""
+"""`jhub-af`: the command line of the facility (`jhub-af demo`, `jhub-af check-config`)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,18 @@ def _demo(args: argparse.Namespace) -> int:
     except DemoError as e:
         print(f"jhub-af demo: {e}", file=sys.stderr)
         return 2
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from jhub_af.spawner.check import check_config
+
+    try:
+        status, text = check_config(args.file)
+    except Exception as e:
+        print(f"jhub-af check-config: cannot read the configuration: {e}", file=sys.stderr)
+        return 2
+    print(text)
+    return status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --login iam: a file holding the OIDC client secret",
     )
     demo.set_defaults(func=_demo)
+
+    check = commands.add_parser(
+        "check-config",
+        help="print which profiles each group sees, and flag problems",
+        description=(
+            "Read a jupyterhub_config.py (default: the demo's configuration) and print, "
+            "per VO group, the profiles its members see. Flags profiles no group can see, "
+            "unknown groups and invalid resources; exits 1 when it finds a problem."
+        ),
+    )
+    check.add_argument("file", nargs="?", default=None, help="a jupyterhub_config.py")
+    check.set_defaults(func=_check_config)
     return parser
 
 

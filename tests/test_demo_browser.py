@@ -18,6 +18,10 @@ def test_alice_signs_in_and_sees_the_jupyterlab_launcher(demo_facility, page, ar
     page.wait_for_url("**/hub/**", timeout=30_000)
     if "/user/alice/" not in page.url:
         page.goto(f"{demo_facility.url}/hub/spawn")
+    # the profile form preselects her default profile; she only presses Start
+    if page.locator("#spawn_form").count():
+        assert page.locator("#profile-default").is_checked()
+        page.click("#spawn_form button[type=submit]")
     page.wait_for_selector(".jp-Launcher", timeout=120_000)
     assert page.url.startswith(f"{demo_facility.url}/user/alice/lab")
     assert page.title().endswith("JupyterLab")

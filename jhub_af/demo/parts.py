@@ -16,6 +16,8 @@ from pathlib import Path
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 
 from jhub_af.auth import CUSTOM_SCOPES, IAMAuthenticator, bearer_token_roles
+from jhub_af.spawner import DEMO_PROFILES, ProfileSpawner
+from jhub_af.spawner.examples import NO_CLUSTER
 
 from .authenticator import DemoAuthenticator
 from .settings import DemoSettings
@@ -81,9 +83,13 @@ def login(c, s: DemoSettings) -> None:
 
 
 def notebooks(c, s: DemoSettings) -> None:
-    """Notebooks are JupyterLab processes on this machine, one home per user."""
+    """Notebooks are JupyterLab processes on this machine, one home per user, started
+    from the demo's profiles (local ones run; kubernetes ones explain there is no cluster)."""
     bin_dir = Path(sys.executable).parent
-    c.JupyterHub.spawner_class = SimpleLocalProcessSpawner
+    c.JupyterHub.spawner_class = ProfileSpawner
+    c.ProfileSpawner.profiles = DEMO_PROFILES
+    c.ProfileSpawner.backend_classes = {"local": SimpleLocalProcessSpawner}
+    c.ProfileSpawner.unavailable_backends = {"kubernetes": NO_CLUSTER}
     c.SimpleLocalProcessSpawner.home_dir_template = str(s.data_path / "home" / "{username}")
     c.Spawner.ip = "127.0.0.1"
     c.Spawner.default_url = "/lab"

@@ -1,0 +1,324 @@
+"""The profile catalogue: what admins describe once, parsed and checked.
+
+A catalogue is a list of plain dicts (YAML-friendly, so Helm values can carry
+it). :func:`parse_catalogue` turns it into frozen :class:`Profile` objects or
+raises :class:`CatalogueError` naming the profile and the field at fault.
+Every string that can reach a backend (an image, a partition, a Slurm account)
+is checked here against a strict pattern, so no shell metacharacter or newline
+can come from the catalogue either.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+BACKENDS = ("local", "kubernetes", "slurm", "condor")
+CHOICE_NAMES = ("image_tag", "size", "partition", "walltime")
+
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+# images, tags, partitions, accounts, QOS, GPU types, CVMFS repositories, paths:
+# letters, digits and . _ - / : @ only (never a space, quote, ; $ ` | & < > or newline)
+TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+PATH = re.compile(r"^/[A-Za-z0-9._/+-]{0,254}$")
+MEMORY = re.compile(r"^[1-9][0-9]{0,5}[KMGT]$")
+GROUP = re.compile(r"^/[A-Za-z0-9._/-]{1,200}$")
+PROFILE_FIELDS = frozenset(
+    [
+        "slug",
+        "display_name",
+        "description",
+        "backend",
+        "image",
+        "environment",
+        "cvmfs",
+        "resources",
+        "accelerator",
+        "kubernetes",
+        "slurm",
+        "choices",
+        "groups",
+        "admins_only",
+        "start_note",
+    ]
+)
+MAX_CORES = 512
+MAX_GPUS = 16
+MAX_WALLTIME_HOURS = 24 * 14
+
+
+class CatalogueError(ValueError):
+    """The catalogue is wrong; the message names the profile and the field."""
+
+
+@dataclass(frozen=True)
+class Size:
+    name: str
+    display_name: str
+    cores: int
+    memory: str
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One choice a user may make inside a profile.
+
+    ``image_tag``, ``size`` and ``partition`` pick one of ``options``;
+    ``walltime`` is a whole number of hours from ``minimum`` to ``maximum``.
+    """
+
+    name: str
+    display_name: str
+    default: str | int
+    options: tuple[str, ...] = ()
+    sizes: tuple[Size, ...] = ()
+    minimum: int = 0
+    maximum: int = 0
+
+    @property
+    def is_range(self) -> bool:
+        return self.name == "walltime"
+
+    def size(self, name: str) -> Size:
+        return next(s for s in self.sizes if s.name == name)
+
+
+@dataclass(frozen=True)
+class Profile:
+    slug: str
+    display_name: str
+    description: str
+    backend: str
+    image: str = ""
+    environment: str = ""
+    cvmfs: tuple[str, ...] = ()
+    cores: int = 1
+    memory: str = "2G"
+    cores_guarantee: float | None = None
+    memory_guarantee: str = ""
+    gpu_type: str = ""
+    gpu_count: int = 0
+    preemptible: bool = False
+    partition: str = ""
+    account: str = ""
+    qos: str = ""
+    walltime_hours: int = 0
+    choices: Mapping[str, Choice] = field(default_factory=dict)
+    groups: tuple[str, ...] = ()
+    admins_only: bool = False
+    start_note: str = ""
+
+    def visible_to(self, groups: Iterable[str], admin: bool) -> bool:
+        """Whether a user in ``groups`` (and hub admin or not) may see and start it."""
+        if self.admins_only:
+            return admin
+        return not self.groups or bool(set(self.groups) & set(groups))
+
+    def who_may_use(self) -> str:
+        if self.admins_only:
+            return "hub admins"
+        return "members of " + " or ".join(self.groups)
+
+
+def _fail(slug: str, message: str):
+    raise CatalogueError(f"profile {slug!r}: {message}")
+
+
+def _text(entry: Mapping, key: str, slug: str, default: str = "", limit: int = 2000) -> str:
+    value = entry.get(key, default)
+    if not isinstance(value, str):
+        _fail(slug, f"{key} must be text")
+    if len(value) > limit:
+        _fail(slug, f"{key} is longer than {limit} characters")
+    return value
+
+
+def _matching(value, pattern: re.Pattern, slug: str, what: str, example: str) -> str:
+    if not isinstance(value, str) or not pattern.match(value):
+        _fail(slug, f"{what} {value!r} is not allowed (expected something like {example!r})")
+    return value
+
+
+def _whole(value, slug: str, what: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        _fail(slug, f"{what} must be a whole number from {low} to {high}, not {value!r}")
+    return value
+
+
+def _resources(entry: Mapping, slug: str) -> tuple[int, str]:
+    cores = _whole(entry.get("cores", 1), slug, "cores", 1, MAX_CORES)
+    memory = _matching(entry.get("memory", "2G"), MEMORY, slug, "memory", "8G")
+    return cores, memory
+
+
+def _parse_sizes(options, slug: str) -> tuple[Size, ...]:
+    if not isinstance(options, Mapping) or not options:
+        _fail(slug, "choices.size.options must map size names to {cores, memory}")
+    sizes = []
+    for name, spec in options.items():
+        _matching(name, NAME, slug, "size name", "large")
+        if not isinstance(spec, Mapping):
+            _fail(slug, f"size {name!r} must be a mapping with cores and memory")
+        cores, memory = _resources(spec, slug)
+        display = _text(spec, "display_name", slug, name, limit=80)
+        sizes.append(Size(name, display, cores, memory))
+    return tuple(sizes)
+
+
+def _parse_choice(name: str, spec, slug: str) -> Choice:
+    if name not in CHOICE_NAMES:
+        _fail(slug, f"unknown choice {name!r}; choices are {', '.join(CHOICE_NAMES)}")
+    if not isinstance(spec, Mapping):
+        _fail(slug, f"choice {name!r} must be a mapping")
+    display = _text(spec, "display_name", slug, name.replace("_", " ").capitalize(), limit=80)
+    if name == "walltime":
+        low = _whole(spec.get("min", 1), slug, "walltime min", 1, MAX_WALLTIME_HOURS)
+        high = _whole(spec.get("max", low), slug, "walltime max", low, MAX_WALLTIME_HOURS)
+        default = _whole(spec.get("default", low), slug, "walltime default", low, high)
+        return Choice(name, display, default, minimum=low, maximum=high)
+    if name == "size":
+        sizes = _parse_sizes(spec.get("options"), slug)
+        names = tuple(s.name for s in sizes)
+        default = spec.get("default", names[0])
+        if default not in names:
+            _fail(slug, f"size default {default!r} is not one of {', '.join(names)}")
+        return Choice(name, display, default, options=names, sizes=sizes)
+    options = spec.get("options")
+    if not isinstance(options, list | tuple) or not options:
+        _fail(slug, f"choices.{name}.options must be a non-empty list")
+    pattern = TOKEN if name == "image_tag" else NAME
+    options = tuple(_matching(o, pattern, slug, f"{name} option", "2026.1") for o in options)
+    default = spec.get("default", options[0])
+    if default not in options:
+        _fail(slug, f"{name} default {default!r} is not one of {', '.join(options)}")
+    return Choice(name, display, default, options=options)
+
+
+def parse_profile(entry) -> Profile:
+    if not isinstance(entry, Mapping):
+        raise CatalogueError(f"each profile must be a mapping, not {entry!r}")
+    slug = entry.get("slug")
+    if not isinstance(slug, str) or not SLUG.match(slug):
+        raise CatalogueError(
+            f"profile slug {slug!r} is not allowed: use 1-40 lowercase letters, digits and '-'"
+        )
+    extra = sorted(set(entry) - PROFILE_FIELDS)
+    if extra:
+        _fail(slug, f"unknown field(s) {', '.join(map(str, extra))}")
+    backend = entry.get("backend", "local")
+    if backend not in BACKENDS:
+        _fail(slug, f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    resources = entry.get("resources", {})
+    if not isinstance(resources, Mapping):
+        _fail(slug, "resources must be a mapping with cores and memory")
+    cores, memory = _resources(resources, slug)
+    guarantee = resources.get("cores_guarantee")
+    if guarantee is not None and (
+        isinstance(guarantee, bool)
+        or not isinstance(guarantee, int | float)
+        or not 0 < guarantee <= cores
+    ):
+        _fail(slug, f"cores_guarantee must be a number above 0 and at most cores ({cores})")
+    memory_guarantee = resources.get("memory_guarantee", "")
+    if memory_guarantee:
+        _matching(memory_guarantee, MEMORY, slug, "memory_guarantee", "4G")
+    accelerator = entry.get("accelerator") or {}
+    if not isinstance(accelerator, Mapping):
+        _fail(slug, "accelerator must be a mapping with type and count")
+    gpu_type = accelerator.get("type", "none")
+    gpu_type = "" if gpu_type in ("none", "", None) else gpu_type
+    gpu_count = 0
+    if gpu_type:
+        _matching(gpu_type, NAME, slug, "accelerator type", "t4")
+        gpu_count = _whole(accelerator.get("count", 1), slug, "accelerator count", 1, MAX_GPUS)
+    image = entry.get("image", "")
+    if image:
+        _matching(image, TOKEN, slug, "image", "ghcr.io/org/image:2026.1")
+    if backend == "kubernetes" and not image:
+        _fail(slug, "a kubernetes profile needs an image")
+    environment = entry.get("environment", "")
+    if environment:
+        _matching(environment, PATH, slug, "environment", "/cvmfs/sft.cern.ch/lcg/views/LCG_107")
+    cvmfs = entry.get("cvmfs", [])
+    if not isinstance(cvmfs, list | tuple):
+        _fail(slug, "cvmfs must be a list of repositories")
+    cvmfs = tuple(_matching(r, NAME, slug, "CVMFS repository", "atlas.cern.ch") for r in cvmfs)
+    kube = entry.get("kubernetes") or {}
+    slurm = entry.get("slurm") or {}
+    if not isinstance(kube, Mapping) or not isinstance(slurm, Mapping):
+        _fail(slug, "kubernetes and slurm must be mappings")
+    extra = sorted(set(kube) - {"preemptible"}) + sorted(
+        set(slurm) - {"partition", "account", "qos", "walltime_hours"}
+    )
+    if extra:
+        _fail(slug, f"unknown backend field(s) {', '.join(map(str, extra))}")
+    preemptible = kube.get("preemptible", False)
+    if not isinstance(preemptible, bool):
+        _fail(slug, "kubernetes.preemptible must be true or false")
+    slurm_fields = {}
+    for key in ("partition", "account", "qos"):
+        if slurm.get(key):
+            slurm_fields[key] = _matching(slurm[key], NAME, slug, f"slurm.{key}", "gpu")
+    walltime = _whole(slurm.get("walltime_hours", 0), slug, "slurm.walltime_hours", 0, 336)
+    choices = entry.get("choices") or {}
+    if not isinstance(choices, Mapping):
+        _fail(slug, "choices must be a mapping from choice name to its options")
+    parsed_choices = {name: _parse_choice(name, spec, slug) for name, spec in choices.items()}
+    if "image_tag" in parsed_choices and not image:
+        _fail(slug, "an image_tag choice needs an image")
+    if backend not in ("slurm", "condor"):
+        for name in ("partition", "walltime"):
+            if name in parsed_choices:
+                _fail(slug, f"the {name} choice is for slurm profiles only")
+    groups = entry.get("groups", [])
+    if not isinstance(groups, list | tuple):
+        _fail(slug, "groups must be a list of VO groups such as /atlas/users")
+    groups = tuple(_matching(g, GROUP, slug, "group", "/atlas/users") for g in groups)
+    admins_only = entry.get("admins_only", False)
+    if not isinstance(admins_only, bool):
+        _fail(slug, "admins_only must be true or false")
+    return Profile(
+        slug=slug,
+        display_name=_text(entry, "display_name", slug, slug, limit=80),
+        description=_text(entry, "description", slug),
+        backend=backend,
+        image=image,
+        environment=environment,
+        cvmfs=cvmfs,
+        cores=cores,
+        memory=memory,
+        cores_guarantee=guarantee,
+        memory_guarantee=memory_guarantee,
+        gpu_type=gpu_type,
+        gpu_count=gpu_count,
+        preemptible=preemptible,
+        walltime_hours=walltime,
+        choices=parsed_choices,
+        groups=groups,
+        admins_only=admins_only,
+        start_note=_text(entry, "start_note", slug, limit=300),
+        **slurm_fields,
+    )
+
+
+def parse_catalogue(entries) -> tuple[Profile, ...]:
+    """Parse and check a whole catalogue; slugs must be unique."""
+    if not isinstance(entries, list | tuple):
+        raise CatalogueError("the catalogue must be a list of profiles")
+    profiles = tuple(parse_profile(e) for e in entries)
+    seen: set[str] = set()
+    for p in profiles:
+        if p.slug in seen:
+            raise CatalogueError(f"profile {p.slug!r} appears twice; slugs must be unique")
+        seen.add(p.slug)
+    return profiles
+
+
+def visible_profiles(
+    profiles: Iterable[Profile], groups: Iterable[str], admin: bool
+) -> list[Profile]:
+    """The profiles a user in ``groups`` may see, in catalogue order."""
+    groups = set(groups)
+    return [p for p in profiles if p.visible_to(groups, admin)]

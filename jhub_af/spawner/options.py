@@ -1,0 +1,186 @@
+"""user_options -> a validated :class:`Selection`, or a refusal that says what is allowed.
+
+``user_options`` come from the spawn form or straight from the REST API and are
+never trusted: every key must be one the chosen profile defines, every value
+must be one the catalogue allows, and the profile must be one the user's groups
+may use *now*. A backend only ever sees a :class:`Selection`, built from the
+catalogue's own values (never the strings the user sent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from .catalogue import SLUG, Profile
+
+MAX_OPTIONS = 16
+
+
+class ProfileRefused(ValueError):
+    """A start refused because of the options; the message is for the physicist."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A profile and the user's validated choices, resolved to concrete values."""
+
+    profile: Profile
+    choices: Mapping[str, str | int]
+    image: str
+    cores: int
+    memory: str
+    partition: str
+    walltime_hours: int
+
+    @property
+    def backend(self) -> str:
+        return self.profile.backend
+
+    def user_options(self) -> dict:
+        """The validated options in the user_options shape (what is remembered)."""
+        return {"profile": self.profile.slug, **self.choices}
+
+
+def unwrap_spawn_body(options) -> dict:
+    """The one place that knows both spawn bodies.
+
+    JupyterHub 6 takes ``{"user_options": {...}}`` and hands the inner dict to
+    the spawner; JupyterHub 5 hands the spawner the whole body. A client that
+    sends the 6 shape to a 5 hub therefore arrives here wrapped: unwrap it.
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ProfileRefused('Server options must be a JSON object such as {"profile": "default"}.')
+    if set(options) <= {"user_options", "display_name"} and "user_options" in options:
+        inner = options["user_options"]
+        return dict(inner) if isinstance(inner, Mapping) else unwrap_spawn_body(inner)
+    return dict(options)
+
+
+def spawn_body(options: dict, jupyterhub_version: str) -> dict:
+    """The REST body that starts a server with ``options`` on a hub of that version."""
+    major = int(jupyterhub_version.split(".", 1)[0])
+    return {"user_options": options} if major >= 6 else dict(options)
+
+
+def _names(profiles: Iterable[Profile]) -> str:
+    names = [p.slug for p in profiles]
+    return ", ".join(names) if names else "none (ask your VO admin for access)"
+
+
+def _with_tag(image: str, tag: str) -> str:
+    """Replace the tag of ``repo/name:tag`` (a registry port is not a tag)."""
+    repo, sep, old = image.rpartition(":")
+    if sep and "/" not in old:
+        image = repo
+    return f"{image}:{tag}"
+
+
+def _choice_value(profile: Profile, name: str, value) -> str | int:
+    choice = profile.choices[name]
+    if choice.is_range:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ProfileRefused(
+                f"Option '{name}' of profile '{profile.slug}' must be a whole number of hours "
+                f"from {choice.minimum} to {choice.maximum}."
+            )
+        if not choice.minimum <= value <= choice.maximum:
+            raise ProfileRefused(
+                f"Option '{name}' of profile '{profile.slug}' must be from {choice.minimum} "
+                f"to {choice.maximum} hours."
+            )
+        return value
+    if not isinstance(value, str) or value not in choice.options:
+        raise ProfileRefused(
+            f"Option '{name}' of profile '{profile.slug}' must be one of: "
+            f"{', '.join(choice.options)}."
+        )
+    # the catalogue's own string, not the user's object
+    return choice.options[choice.options.index(value)]
+
+
+def default_profile(profiles: list[Profile]) -> Profile | None:
+    return profiles[0] if profiles else None
+
+
+def select(
+    options,
+    catalogue: Iterable[Profile],
+    groups: Iterable[str],
+    admin: bool,
+) -> Selection:
+    """Validate ``options`` for a user in ``groups``; raise :class:`ProfileRefused`."""
+    options = unwrap_spawn_body(options)
+    catalogue = list(catalogue)
+    allowed = [p for p in catalogue if p.visible_to(set(groups), admin)]
+    if len(options) > MAX_OPTIONS:
+        raise ProfileRefused(f"Too many server options; a profile has at most {MAX_OPTIONS}.")
+    slug = options.get("profile")
+    if slug is None:
+        profile = default_profile(allowed)
+        if profile is None:
+            raise ProfileRefused(
+                "No profile is open to your groups, so no server can start. "
+                "Ask your VO admin which group gives access to this facility's profiles."
+            )
+    else:
+        if not isinstance(slug, str) or not SLUG.match(slug):
+            raise ProfileRefused(
+                "The option 'profile' must be the short name of a profile. "
+                f"Profiles you can use: {_names(allowed)}."
+            )
+        profile = next((p for p in catalogue if p.slug == slug), None)
+        if profile is None:
+            raise ProfileRefused(
+                f"There is no profile '{slug}' (your admins may have removed it). "
+                f"Profiles you can use: {_names(allowed)}."
+            )
+        if profile not in allowed:
+            raise ProfileRefused(
+                f"The profile '{slug}' is for {profile.who_may_use()}; ask your VO admin. "
+                f"Profiles you can use: {_names(allowed)}."
+            )
+    unknown = sorted(str(k)[:40] for k in options if k != "profile" and k not in profile.choices)
+    if unknown:
+        known = ", ".join(["profile", *profile.choices]) or "profile"
+        raise ProfileRefused(
+            f"Unknown option(s) {', '.join(repr(k) for k in unknown)} for profile "
+            f"'{profile.slug}'; the options it takes are: {known}."
+        )
+    choices = {
+        name: _choice_value(profile, name, options.get(name, choice.default))
+        for name, choice in profile.choices.items()
+    }
+    cores, memory = profile.cores, profile.memory
+    if "size" in choices:
+        size = profile.choices["size"].size(choices["size"])
+        cores, memory = size.cores, size.memory
+    image = profile.image
+    if "image_tag" in choices:
+        image = _with_tag(image, choices["image_tag"])
+    return Selection(
+        profile=profile,
+        choices=choices,
+        image=image,
+        cores=cores,
+        memory=memory,
+        partition=choices.get("partition", profile.partition),
+        walltime_hours=choices.get("walltime", profile.walltime_hours),
+    )
+
+
+def options_from_form(formdata: Mapping[str, list[str]]) -> dict:
+    """The spawn form's fields -> user_options (only the chosen profile's choices).
+
+    Each choice field is named ``<slug>--<choice>``; numbers arrive as text.
+    """
+    slug = (formdata.get("profile") or [""])[0]
+    options: dict = {"profile": slug} if slug else {}
+    prefix = f"{slug}--"
+    for key, values in formdata.items():
+        if slug and key.startswith(prefix) and values:
+            name, value = key[len(prefix) :], values[0]
+            options[name] = int(value) if name == "walltime" and value.isdigit() else value
+    return options

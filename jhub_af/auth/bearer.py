@@ -15,6 +15,8 @@ from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import has_scope
 from tornado import web
 
+from .provider import IdPUnreachable
+
 BEARER_TOKEN_SCOPE = "custom:jhub-af:bearer-token"  # noqa: S105 (a scope name)
 BEARER_TOKEN_ROUTE = r"/api/jhub-af/users/([^/]+)/bearer-token"  # noqa: S105 (a URL)
 
@@ -39,7 +41,10 @@ def bearer_token_roles() -> list[dict]:
 
 
 class BearerTokenHandler(APIHandler):
-    """The access token of one user, fresh, for that user's own server."""
+    """The access token of one user, fresh, for that user's own server.
+
+    Mounted by IAMAuthenticator, whose ``refreshed_auth_model`` it uses.
+    """
 
     async def get(self, user_name):
         if not self.current_user:
@@ -56,10 +61,19 @@ class BearerTokenHandler(APIHandler):
             raise web.HTTPError(
                 404, "No IAM token for this user: they did not sign in through IAM."
             )
-        min_ttl = getattr(authenticator, "access_token_min_ttl", 0)
-        if state.get("expires_at", 0) - time.time() < min_ttl:
-            model = await authenticator.refresh_user(user, self)
-            if not model:
+        remaining = state.get("expires_at", 0) - time.time()
+        if remaining < authenticator.access_token_min_ttl:
+            try:
+                model = await authenticator.refreshed_auth_model(user, state)
+            except IdPUnreachable as e:
+                if remaining <= 0:
+                    raise web.HTTPError(
+                        503,
+                        "IAM cannot be reached to renew your token. It is retried "
+                        "automatically; if this lasts, tell the facility's admins.",
+                    ) from e
+                model = True  # the current token still works for a while
+            if model is None:
                 raise web.HTTPError(
                     401,
                     "Your IAM session has ended (the token could not be refreshed). "

@@ -87,6 +87,24 @@ class IAMCallbackHandler(OAuthCallbackHandler):
             self.log.warning("OAuth callback rejected: %s", e.log_message)
             raise LoginDenied(*RETRY, status=400) from e
 
+    def log_exception(self, typ, value, tb):
+        # tornado's own line names the whole URI, whose query holds the code and state
+        if isinstance(value, web.HTTPError):
+            self.log.warning(
+                "%d %s %s: %s",
+                value.status_code,
+                self.request.method,
+                self.request.path,
+                value.log_message % value.args if value.args else value.log_message,
+            )
+        else:
+            self.log.error(
+                "Uncaught exception %s %s",
+                self.request.method,
+                self.request.path,
+                exc_info=(typ, value, tb),
+            )
+
     def af_nonce(self) -> str | None:
         value = self.get_secure_cookie(NONCE_COOKIE)
         self.clear_cookie(NONCE_COOKIE)
@@ -188,6 +206,17 @@ class IAMAuthenticator(GenericOAuthenticator):
         """,
     )
 
+    jwks_refetch_interval = Integer(
+        30,
+        min=0,
+        config=True,
+        help="""
+        When an ID token is signed with a key the cached JWKS lacks (the provider
+        rotated its keys), the JWKS is fetched again, but at most once per this
+        many seconds, so that forged tokens cannot make the hub hammer the provider.
+        """,
+    )
+
     show_claims_in_log = Bool(
         False,
         config=True,
@@ -242,7 +271,12 @@ class IAMAuthenticator(GenericOAuthenticator):
         if self._provider is None:
             if not self.issuer:
                 raise ValueError("IAMAuthenticator.issuer must be set (the OIDC issuer URL)")
-            self._provider = OIDCProvider(self.issuer, self._fetch_json, jwks_url=self.jwks_url)
+            self._provider = OIDCProvider(
+                self.issuer,
+                self._fetch_json,
+                jwks_url=self.jwks_url,
+                jwks_refetch_interval=self.jwks_refetch_interval,
+            )
         return self._provider
 
     async def _fetch_json(self, url: str) -> dict:
@@ -417,22 +451,46 @@ class IAMAuthenticator(GenericOAuthenticator):
         auth_state = await user.get_auth_state()
         if not auth_state:
             return False
-        remaining = auth_state.get("expires_at", 0) - time.time()
-        token_info = dict(auth_state.get("token_response") or {})
         try:
-            if remaining < self.access_token_min_ttl:
-                token_info = await self._refresh_tokens(user, auth_state)
-                if token_info is None:
-                    return False
-            return await self._token_to_auth_model(token_info)
-        except LoginDenied as e:
-            self.log.warning("Auth refresh of %s: %s; new login needed", user.name, e.reason)
-            return False
-        except (IdPUnreachable, HTTPClientError, OSError) as e:
+            model = await self.refreshed_auth_model(user, auth_state)
+        except IdPUnreachable as e:
             # keep a still-valid session going while IAM is away
-            problem = type(e).__name__
-            self.log.warning("Auth refresh of %s: IAM unreachable (%s)", user.name, problem)
-            return remaining > 0
+            self.log.warning("Auth refresh of %s: IAM unreachable (%s)", user.name, e)
+            return auth_state.get("expires_at", 0) > time.time()
+        return model if model is not None else False
+
+    async def refreshed_auth_model(self, user, auth_state: dict) -> dict | None:
+        """A fresh auth model for ``user``, or None when they must sign in again.
+
+        The access token is refreshed first when it has less than
+        ``access_token_min_ttl`` left (or userinfo refuses it); userinfo is read
+        again, so group changes and VO removals in IAM take effect. Raises
+        IdPUnreachable when IAM does not answer.
+        """
+        token_info = dict(auth_state.get("token_response") or {})
+        refreshed = False
+        if auth_state.get("expires_at", 0) - time.time() < self.access_token_min_ttl:
+            token_info = await self._refresh_tokens(user, auth_state)
+            refreshed = True
+        for _ in range(2):
+            if token_info is None:
+                return None
+            try:
+                return await self._token_to_auth_model(token_info)
+            except LoginDenied as e:
+                self.log.warning("Auth refresh of %s: %s; new login needed", user.name, e.reason)
+                return None
+            except HTTPClientError as e:
+                if not (e.code and 400 <= e.code < 500):
+                    raise IdPUnreachable(f"userinfo: HTTP {e.code}") from e
+                if refreshed:
+                    return None
+                # userinfo refused the access token (revoked early): refresh once
+                token_info = await self._refresh_tokens(user, auth_state)
+                refreshed = True
+            except OSError as e:
+                raise IdPUnreachable(f"userinfo: {type(e).__name__}") from e
+        return None
 
     async def _refresh_tokens(self, user, auth_state) -> dict | None:
         refresh_token = auth_state.get("refresh_token")

@@ -16,6 +16,7 @@ import re
 from batchspawner import JobStatus
 from batchspawner.batchspawner import format_template
 from traitlets import Integer, Unicode
+from traitlets.config import LoggingConfigurable
 
 # what a req_* value that reaches a job script or a command line may contain
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9:._,=/-]*$")
@@ -24,7 +25,7 @@ SAFE_USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 ADMIN_VALUES = {"prologue", "epilogue", "options", "keepvars", "keepvars_extra", "homedir", "srun"}
 
 
-class BatchGuards:
+class BatchGuards(LoggingConfigurable):
     """Mix in before a batchspawner class: ``class X(BatchGuards, SlurmSpawner)``."""
 
     query_failure_limit = Integer(

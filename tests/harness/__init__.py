@@ -29,15 +29,19 @@ from .idp import (
 )
 from .net import free_port, wait_for_http
 from .processes import ManagedProcess
+from .slurm import RunningSlurm, batch_venv, ensure_unix_user, remove_unix_user, start_slurm
 
 __all__ = [
     "CHROMIUM_ARGS",
     "ManagedProcess",
     "RunningHub",
     "RunningIdP",
+    "RunningSlurm",
     "admin_get",
+    "batch_venv",
     "chromium_path",
     "drive_login",
+    "ensure_unix_user",
     "free_port",
     "hub_config",
     "iam_hub_config",
@@ -50,10 +54,12 @@ __all__ = [
     "oidc_login",
     "oidc_login_response",
     "public_jwks",
+    "remove_unix_user",
     "spawn_server",
     "start_demo",
     "start_hub",
     "start_idp",
+    "start_slurm",
     "stop_server",
     "wait_for_http",
 ]

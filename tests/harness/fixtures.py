@@ -10,6 +10,7 @@ import pytest
 from .browser import launch_chromium
 from .demo import start_demo
 from .hub import REPO, RunningHub, start_hub
+from .slurm import RunningSlurm, start_slurm
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +63,11 @@ def page(chromium):
     page = context.new_page()
     yield page
     context.close()
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory) -> RunningSlurm:
+    """A real one-node Slurm (munged, slurmctld, slurmd) for the whole session."""
+    cluster = start_slurm(tmp_path_factory.mktemp("slurm"))
+    yield cluster
+    cluster.stop()

@@ -330,18 +330,18 @@ def test_bearer_token_endpoint_is_only_for_the_owner(hub, alice):
 
 # ---- in a browser -------------------------------------------------------------------------
 @pytest.mark.browser
-def test_signing_in_with_iam_in_chromium(hub, page, artifacts_dir):
-    page.goto(f"{hub.url}/hub/login")
-    page.click("text=Sign in with IAM")
-    page.fill("input[name=login]", "erin")
-    page.fill("input[name=password]", "any")
-    page.click("button[type=submit]")
-    page.click("button[type=submit]")  # consent
+async def test_signing_in_with_iam_in_chromium(hub, page, artifacts_dir):
+    await page.goto(f"{hub.url}/hub/login")
+    await page.click("text=Sign in with IAM")
+    await page.fill("input[name=login]", "erin")
+    await page.fill("input[name=password]", "any")
+    await page.click("button[type=submit]")
+    await page.click("button[type=submit]")  # consent
     # back at the hub, which starts erin's server and opens JupyterLab
-    page.wait_for_selector(".jp-Launcher", timeout=120_000)
+    await page.wait_for_selector(".jp-Launcher", timeout=120_000)
     assert page.url.startswith(f"{hub.url}/user/erin/lab")
-    page.screenshot(path=str(artifacts_dir / "iam-erin-jupyterlab.png"))
-    me = page.request.get(f"{hub.url}/hub/api/user").json()
+    await page.screenshot(path=str(artifacts_dir / "iam-erin-jupyterlab.png"))
+    me = await (await page.request.get(f"{hub.url}/hub/api/user")).json()
     assert me["name"] == "erin"
     assert me["groups"] == ["/cms/users"]
 

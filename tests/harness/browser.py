@@ -21,7 +21,7 @@ def chromium_path() -> str:
 
 
 def launch_chromium(playwright):
-    """A headless Chromium browser from a started ``sync_playwright()``."""
+    """Launch headless Chromium from a started Playwright (async: await the result)."""
     return playwright.chromium.launch(
         executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
     )

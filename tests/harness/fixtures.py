@@ -46,23 +46,24 @@ def hub_factory(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def chromium():
-    """One headless Chromium (Debian's) for the whole session."""
-    from playwright.sync_api import sync_playwright
+async def chromium():
+    """One headless Chromium (Debian's) for the whole session, through Playwright's
+    async API: browser tests are ``async def`` and ``await`` the page."""
+    from playwright.async_api import async_playwright
 
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
+    async with async_playwright() as p:
+        browser = await launch_chromium(p)
         yield browser
-        browser.close()
+        await browser.close()
 
 
 @pytest.fixture
-def page(chromium):
+async def page(chromium):
     """A fresh browser context (no cookies) and page for one test."""
-    context = chromium.new_context()
-    page = context.new_page()
+    context = await chromium.new_context()
+    page = await context.new_page()
     yield page
-    context.close()
+    await context.close()
 
 
 @pytest.fixture(scope="session")

@@ -66,11 +66,12 @@ class BatchGuards(LoggingConfigurable):
         return subvars
 
     async def _get_batch_script(self, **subvars):
-        # batchspawner merges self.user_options into subvars: keep only req_*
-        # values and the command the spawner built itself
-        allowed = {t[4:] for t in self.trait_names() if t.startswith("req_")} | {"cmd"}
-        subvars = {k: v for k, v in subvars.items() if k in allowed}
-        return format_template(self.batch_script, **subvars)
+        # batchspawner merges self.user_options into ``subvars``, where a key such
+        # as "options" or "prologue" would override the admin's value: ignore
+        # them all and build the values again from the req_* traits
+        safe = self.get_req_subvars()
+        safe["cmd"] = self.cmd_formatted_for_batch()
+        return format_template(self.batch_script, **safe)
 
     async def query_job_status(self):
         if not self.job_id:

@@ -81,6 +81,16 @@ def _merge(configured, ours: dict):
     return {**(configured or {}), **ours}
 
 
+def apply_settings(spawner: Spawner, settings: dict) -> Spawner:
+    """Set a backend spawner's traits from a profile's settings; the settings in
+    MERGED_SETTINGS are added to what the spawner's own config holds."""
+    for name, value in settings.items():
+        if name in MERGED_SETTINGS:
+            value = _merge(getattr(spawner, name), value)
+        setattr(spawner, name, value)
+    return spawner
+
+
 def _validated_in_start(spawner, user_options) -> None:
     """Nothing to apply here: start() validates user_options against the catalogue."""
 
@@ -233,15 +243,13 @@ class ProfileSpawner(Spawner):
             if name in self.trait_names() and self.trait_has_value(name)
         }
         spawner = cls(config=self.config, user_options=dict(options), **kwargs)
-        for name, value in settings.items():
-            if name in MERGED_SETTINGS:
-                value = _merge(getattr(spawner, name), value)
-            setattr(spawner, name, value)
+        apply_settings(spawner, settings)
         self._backend_name, self._backend_options = backend, dict(options)
         return spawner
 
     def _refuse(self, message: str, reason: str) -> SpawnException:
         # a refused start leaves nothing behind, not even the refused options
+        self.user_options = dict(self._last_options)
         if self.orm_spawner is not None:
             self.orm_spawner.user_options = dict(self._last_options)
             session = object_session(self.orm_spawner)

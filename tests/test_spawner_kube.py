@@ -1,0 +1,128 @@
+"""The kubernetes backend without a cluster: KubeSpawner's own pod manifest for every
+demo profile, validated with kubernetes-validate (strict) on Kubernetes 1.30 and the newest."""
+
+from __future__ import annotations
+
+import kubernetes_validate
+import pytest
+from kubernetes_asyncio.client import ApiClient
+from kubespawner import KubeSpawner
+from traitlets.config import Config
+
+from jhub_af.spawner import DEMO_PROFILES, parse_catalogue, select
+from jhub_af.spawner.kube import KubeProfiles, kube_settings
+from jhub_af.spawner.spawner import apply_settings
+
+KUBE_PROFILES = [p for p in parse_catalogue(DEMO_PROFILES) if p.backend == "kubernetes"]
+VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
+
+
+@pytest.fixture(autouse=True)
+def dummy_kubeconfig(tmp_path, monkeypatch):
+    """KubeSpawner loads a kube config at construction; it is never contacted.
+    (kubernetes_asyncio reads $KUBECONFIG once, at import: point its default there.)"""
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        """
+apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: none, user: {token: none}}]
+contexts: [{name: none, context: {cluster: none, user: none}}]
+current-context: none
+"""
+    )
+    from kubernetes_asyncio.config import kube_config
+    from kubespawner.clients import load_config
+
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+    load_config.cache_clear()
+
+
+def _facility_config(cvmfs_source: str) -> Config:
+    c = Config()
+    # what a z2jh deployment already configures: the home volume and a toleration
+    c.KubeSpawner.volumes = [{"name": "home", "persistentVolumeClaim": {"claimName": "home"}}]
+    c.KubeSpawner.volume_mounts = [{"name": "home", "mountPath": "/home/jovyan"}]
+    c.KubeSpawner.tolerations = [
+        {
+            "key": "hub.jupyter.org/dedicated",
+            "operator": "Equal",
+            "value": "user",
+            "effect": "NoSchedule",
+        }
+    ]
+    c.KubeProfiles.cvmfs_source = cvmfs_source
+    return c
+
+
+async def _manifest(profile, options: dict, cvmfs_source: str = "pvc") -> dict:
+    config = _facility_config(cvmfs_source)
+    selection = select({"profile": profile.slug, **options}, KUBE_PROFILES, [], admin=True)
+    spawner = KubeSpawner(_mock=True, config=config)
+    apply_settings(spawner, kube_settings(selection, KubeProfiles(config=config)))
+    pod = await spawner.get_pod_manifest()
+    async with ApiClient() as api:
+        return api.sanitize_for_serialization(pod)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("cvmfs_source", ["pvc", "hostpath"])
+@pytest.mark.parametrize("profile", KUBE_PROFILES, ids=lambda p: p.slug)
+async def test_pod_manifest_of_every_demo_profile_is_valid(profile, cvmfs_source, version):
+    manifest = await _manifest(profile, {}, cvmfs_source)
+    manifest.setdefault("apiVersion", "v1")
+    manifest.setdefault("kind", "Pod")
+    kubernetes_validate.validate(manifest, version, strict=True)
+
+
+async def test_t4_pod_asks_for_a_gpu_on_a_t4_spot_node_and_keeps_the_facility_settings():
+    [t4] = [p for p in KUBE_PROFILES if p.slug == "t4"]
+    pod = await _manifest(t4, {})
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == "nvcr.io/nvidia/rapidsai/notebooks:25.08-cuda12.9-py3.12"
+    assert container["resources"]["limits"] == {
+        "cpu": 4.0,
+        "memory": 16 * 2**30,
+        "nvidia.com/gpu": "1",
+    }
+    assert container["resources"]["requests"] == {"cpu": 4.0, "memory": 16 * 2**30}
+    assert pod["spec"]["nodeSelector"] == {
+        "cloud.google.com/gke-accelerator": "nvidia-tesla-t4",
+        "cloud.google.com/gke-spot": "true",
+    }
+    keys = [t["key"] for t in pod["spec"]["tolerations"]]
+    assert keys[:3] == ["hub.jupyter.org/dedicated", "nvidia.com/gpu", "cloud.google.com/gke-spot"]
+    assert pod["metadata"]["labels"]["hub.jupyter.org/af-profile"] == "t4"
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/home/jovyan"]["name"] == "home"
+    assert mounts["/cvmfs/sft.cern.ch"] == {
+        "mountPath": "/cvmfs/sft.cern.ch",
+        "mountPropagation": "HostToContainer",
+        "name": "cvmfs",
+        "readOnly": True,
+        "subPath": "sft.cern.ch",
+    }
+
+
+async def test_cvmfs_profile_mounts_each_repository_read_only():
+    [cvmfs] = [p for p in KUBE_PROFILES if p.slug == "cvmfs"]
+    pod = await _manifest(cvmfs, {"size": "large", "image_tag": "2025-06-02"}, "hostpath")
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == "quay.io/jupyter/scipy-notebook:2025-06-02"
+    assert container["resources"]["limits"]["cpu"] == 8.0
+    assert container["resources"]["requests"]["cpu"] == 0.5
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["cvmfs-atlas-cern-ch"]["hostPath"] == {
+        "path": "/cvmfs/atlas.cern.ch",
+        "type": "Directory",
+    }
+    cvmfs_mounts = [m for m in container["volumeMounts"] if m["mountPath"].startswith("/cvmfs/")]
+    assert sorted(m["mountPath"] for m in cvmfs_mounts) == [
+        "/cvmfs/atlas-condb.cern.ch",
+        "/cvmfs/atlas.cern.ch",
+        "/cvmfs/sft.cern.ch",
+    ]
+    assert all(m["readOnly"] for m in cvmfs_mounts)
+    assert "nodeSelector" not in pod["spec"] or pod["spec"]["nodeSelector"] in (None, {})

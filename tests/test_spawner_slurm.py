@@ -174,9 +174,7 @@ def _started_server(hpc, options=None):
     return s, _wait_ready(s, hpc["hub"].url)
 
 
-def test_slurm_profile_runs_the_notebook_as_a_job_with_the_profiles_resources(
-    hpc, slurm_cluster
-):
+def test_slurm_profile_runs_the_notebook_as_a_job_with_the_profiles_resources(hpc, slurm_cluster):
     s, server = _started_server(hpc)
     url = hpc["hub"].url
     try:
@@ -337,3 +335,35 @@ def test_hub_restart_keeps_the_slurm_server_and_can_stop_it(hpc, slurm_cluster):
     assert _notebook_answers(s, url)
     stop_server(s, url, USER)
     assert slurm_cluster.jobs(USER) == []
+
+
+def test_progress_says_the_job_is_queued_in_slurm(hpc, slurm_cluster):
+    url = hpc["hub"].url
+    # fill the node, so that the notebook's job has to wait in the queue
+    blocker = slurm_cluster.run(
+        "sbatch", "--parsable", "-p", "debug", "-c", str(os.cpu_count()), "--wrap", "sleep 300"
+    ).strip()
+    s = login(url, USER, "demo")
+    try:
+        r = _spawn(s, url, {"profile": "hpc"})
+        assert r.status_code == 202, r.text
+        messages = []
+        with s.get(f"{url}/hub/api/users/{USER}/server/progress", stream=True, timeout=60) as p:
+            for line in p.iter_lines(decode_unicode=True):
+                if not line.startswith("data:"):
+                    continue
+                event = json.loads(line[5:])
+                messages.append(event.get("message", ""))
+                if event.get("message", "").startswith("Queued in Slurm") and blocker:
+                    subprocess.run(["scancel", blocker], check=True)
+                    blocker = ""
+                if event.get("ready") or event.get("failed"):
+                    break
+        [job] = slurm_cluster.jobs(USER)
+        assert f"Queued in Slurm (job {job}, debug)" in messages
+        assert messages[-1].startswith("Server ready at")
+        _wait_ready(s, url)
+    finally:
+        if blocker:
+            subprocess.run(["scancel", blocker], check=False)
+        stop_server(s, url, USER)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from .hub import REPO, RunningHub
@@ -11,15 +12,24 @@ from .net import free_port, wait_for_http
 from .processes import ManagedProcess
 
 
-def start_demo(workdir: Path, via_make: bool = False, timeout: float = 120) -> RunningHub:
-    """Start the demo on a free port with its state in ``workdir``; return once it answers.
+def start_demo(
+    workdir: Path,
+    via_make: bool = False,
+    timeout: float = 120,
+    *,
+    port: int | None = None,
+    extra_args: Sequence[str] = (),
+) -> RunningHub:
+    """Start the demo on ``port`` (a free one if None) with its state in ``workdir``;
+    return once it answers.
 
     ``via_make`` runs the README's ``make demo`` (whose set-up steps are no-ops
     once the venv and node_modules exist), otherwise ``jhub-af demo`` directly.
+    ``extra_args`` are more ``jhub-af demo`` options (e.g. ``--login iam ...``).
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    demo_args = ["--port", str(port), "--data-dir", str(workdir / "data")]
+    port = port or free_port()
+    demo_args = ["--port", str(port), "--data-dir", str(workdir / "data"), *extra_args]
     if via_make:
         cmd = ["make", "-C", str(REPO), "demo", f"DEMO_ARGS={shlex.join(demo_args)}"]
     else:

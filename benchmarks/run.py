@@ -5,6 +5,9 @@ run, several times, and reports medians and their ratio. The machine is shared
 and noisy: read the ratio, not the absolute times, and never gate a test on them.
 
     python benchmarks/run.py [--repeats N] [NAME ...]
+
+Running some benchmarks (NAME ...) merges their results into the existing
+results/latest.{json,md}: the others' results are kept, with the date they ran.
 """
 
 from __future__ import annotations
@@ -39,7 +42,15 @@ def summarise(name: str, spec: dict, ours: list[float], anchor: list[float]) -> 
         "anchor_median": round(anchor_median, 4),
         "ratio": round(ours_median / anchor_median, 3),
         "target": spec.get("target"),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def merge(previous: list[dict], new: list[dict]) -> list[dict]:
+    """Earlier results with the benchmarks just run replaced; sorted by name."""
+    by_name = {r["name"]: r for r in previous}
+    by_name.update({r["name"]: r for r in new})
+    return [by_name[name] for name in sorted(by_name)]
 
 
 def load(path: Path):
@@ -66,17 +77,18 @@ def markdown(report: dict) -> str:
     lines = [
         "# Benchmark results",
         "",
-        f"Run {m['date']} on {m['cores']} cores, Python {m['python']}, "
-        f"JupyterHub {m['jupyterhub']}. Medians over the runs; ratio = jhub_af / anchor.",
+        f"Written {m['date']} on {m['cores']} cores, Python {m['python']}, "
+        f"JupyterHub {m['jupyterhub']}. Medians over the runs; ratio = jhub_af / anchor; "
+        "'run' is when each benchmark last ran.",
         "",
-        "| benchmark | anchor | runs | jhub_af median | anchor median | ratio | target |",
-        "|---|---|---|---|---|---|---|",
+        "| benchmark | anchor | runs | jhub_af median | anchor median | ratio | target | run |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
         lines.append(
             f"| {r['name']}: {r['what']} | {r['anchor']} | {r['runs']} | "
             f"{r['jhub_af_median']} {r['unit']} | {r['anchor_median']} {r['unit']} | "
-            f"{r['ratio']} | {r['target'] or ''} |"
+            f"{r['ratio']} | {r['target'] or ''} | {r.get('date', '')} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -101,9 +113,12 @@ def main() -> int:
             flush=True,
         )
         results.append(result)
-    report = {"machine": machine(), "results": results}
     out = HERE / "results"
     out.mkdir(exist_ok=True)
+    previous = []
+    if args.names and (out / "latest.json").exists():
+        previous = json.loads((out / "latest.json").read_text()).get("results", [])
+    report = {"machine": machine(), "results": merge(previous, results)}
     (out / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "latest.md").write_text(markdown(report))
     print(markdown(report))

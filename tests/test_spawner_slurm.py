@@ -341,7 +341,16 @@ def test_progress_says_the_job_is_queued_in_slurm(hpc, slurm_cluster):
     url = hpc["hub"].url
     # fill the node, so that the notebook's job has to wait in the queue
     blocker = slurm_cluster.run(
-        "sbatch", "--parsable", "-p", "debug", "-c", str(os.cpu_count()), "--wrap", "sleep 300"
+        "sbatch",
+        "--parsable",
+        "-p",
+        "debug",
+        "-c",
+        str(os.cpu_count()),
+        "-o",
+        "/dev/null",
+        "--wrap",
+        "sleep 300",
     ).strip()
     s = login(url, USER, "demo")
     try:

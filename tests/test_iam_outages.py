@@ -120,6 +120,8 @@ def test_revoked_refresh_token_forces_a_new_login(hub, idp, admin_token):
     r = s.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=30)
     assert r.status_code == 302
     assert "/hub/login" in r.headers["Location"]
+    # ... where a notice says why (see test_login_page_explains_an_ended_session)
+    assert s.cookies.get("jhub-af-notice") == "iam-session-ended"
     assert "was refused" in hub.process.log.read_text()
     # and signing in again works
     assert oidc_login(hub.url, "alice").get(f"{hub.url}/hub/api/user").json()["name"] == "alice"
@@ -167,3 +169,27 @@ def test_key_rotation_is_followed(hub, idp, keep_old):
     assert s.get(f"{hub.url}/hub/api/user", timeout=10).json()["name"] == "erin"
     assert new_kid in {k["kid"] for k in idp.public_jwks["keys"]}
     assert "ID token rejected" not in hub.process.log.read_text()
+
+
+@pytest.mark.browser
+async def test_login_page_explains_an_ended_session(hub, page, artifacts_dir):
+    host = hub.url.split("//", 1)[1].split(":")[0]
+    await page.context.add_cookies(
+        [{"name": "jhub-af-notice", "value": "iam-session-ended", "domain": host, "path": "/"}]
+    )
+    await page.goto(f"{hub.url}/hub/login")
+    notice = page.locator("#jhub-af-login-notice")
+    await notice.wait_for(state="visible", timeout=10_000)
+    assert (await notice.inner_text()).startswith("Your IAM session has ended")
+    assert await page.locator("text=Sign in with IAM").is_visible()
+    await page.screenshot(path=str(artifacts_dir / "iam-session-ended.png"))
+    # shown once: the cookie is gone
+    await page.reload()
+    assert await notice.is_hidden()
+
+
+@pytest.mark.browser
+async def test_login_page_without_notice_shows_only_the_button(hub, page):
+    await page.goto(f"{hub.url}/hub/login")
+    assert await page.locator("text=Sign in with IAM").is_visible()
+    assert await page.locator("#jhub-af-login-notice").is_hidden()

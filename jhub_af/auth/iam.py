@@ -18,6 +18,7 @@ import json
 import re
 import secrets
 import time
+from pathlib import Path
 
 from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler
@@ -33,6 +34,8 @@ from .provider import IdPUnreachable, OIDCProvider
 from .vo import admit_by_vo
 
 NONCE_COOKIE = "jhub-af-oidc-nonce"
+NOTICE_COOKIE = "jhub-af-notice"  # a fixed code the login page explains (templates/)
+LOGIN_BLOCK = (Path(__file__).parent / "templates" / "login_block.html").read_text()
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]*$")
 
 UNREACHABLE = (
@@ -256,12 +259,21 @@ class IAMAuthenticator(GenericOAuthenticator):
     def _default_login_service(self):
         return "IAM"
 
+    @default("custom_html")
+    def _default_custom_html(self):
+        # the usual "Sign in with IAM" button, plus a notice when a session was ended
+        return LOGIN_BLOCK
+
     @default("auth_state_groups_key")
     def _default_groups_key(self):
         # read by get_user_groups below; a dotted key could not read wlcg.groups
         return "af_groups"
 
     _provider: OIDCProvider | None = None
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._subject_of: dict[str, str] = {}  # username -> IAM subject, once signed in
 
     def get_handlers(self, app):
         return [*super().get_handlers(app), (BEARER_TOKEN_ROUTE, BearerTokenHandler)]
@@ -371,15 +383,16 @@ class IAMAuthenticator(GenericOAuthenticator):
         """Refuse a login whose name already belongs to another IAM account.
 
         Two accounts can map to one username (``Alice`` and ``alice`` normalise
-        alike); the first to sign in keeps it.
+        alike); the first to sign in keeps it. Owners are remembered after a
+        login succeeds, so a returning user costs no database query or decryption.
         """
+        known = self._subject_of.get(name)
+        if known is not None and secrets.compare_digest(known, str(sub)):
+            return
+        # unknown, or someone else: ask the database (an admin may have removed the user)
         user = handler.find_user(name)
-        if user is None:
-            return
-        state = await user.get_auth_state()
-        if not state:
-            return
-        owner = (state.get(self.user_auth_state_key) or {}).get("sub")
+        state = await user.get_auth_state() if user is not None else None
+        owner = ((state or {}).get(self.user_auth_state_key) or {}).get("sub")
         if owner and not secrets.compare_digest(str(owner), str(sub)):
             self.log.warning("IAM login refused: username %s belongs to another subject", name)
             raise LoginDenied(
@@ -388,6 +401,15 @@ class IAMAuthenticator(GenericOAuthenticator):
                 "to a different IAM account on this facility. Ask the facility's admins "
                 "to sort out the clash.",
             )
+
+    async def run_post_auth_hook(self, handler, authentication):
+        # the login passed every check (blocked users, allowed): the name is theirs
+        authentication = await super().run_post_auth_hook(handler, authentication)
+        state = (authentication or {}).get("auth_state") or {}
+        sub = (state.get(self.user_auth_state_key) or {}).get("sub")
+        if sub:
+            self._subject_of[authentication["name"]] = str(sub)
+        return authentication
 
     def user_info_to_username(self, user_info):
         raw = user_info.get(self.username_claim) if isinstance(user_info, dict) else None
@@ -457,7 +479,12 @@ class IAMAuthenticator(GenericOAuthenticator):
             # keep a still-valid session going while IAM is away
             self.log.warning("Auth refresh of %s: IAM unreachable (%s)", user.name, e)
             return auth_state.get("expires_at", 0) > time.time()
-        return model if model is not None else False
+        if model is None:
+            if handler is not None:
+                # the login page this request is sent to says why (login_block.html)
+                handler.set_cookie(NOTICE_COOKIE, "iam-session-ended", max_age=300)
+            return False
+        return model
 
     async def refreshed_auth_model(self, user, auth_state: dict) -> dict | None:
         """A fresh auth model for ``user``, or None when they must sign in again.

@@ -272,6 +272,20 @@ def test_last_choice_is_remembered_by_the_form(facility):
     assert 'value="large" checked>' in " ".join(form.split())
 
 
+def test_every_start_is_rebuilt_from_config(facility):
+    url = facility["hub"].url
+    s = login(url, "alice", "demo")
+    start(s, url, "alice", {"profile": "large"})
+    [proc] = notebooks_of("alice")
+    assert proc.environ()["CPU_LIMIT"] == "4.0"
+    stop_server(s, url, "alice")
+    start(s, url, "alice", {"profile": "default"})
+    [proc] = notebooks_of("alice")
+    assert proc.environ()["CPU_LIMIT"] == "1.0"
+    assert proc.environ()["MEM_LIMIT"] == str(2**30)
+    stop_server(s, url, "alice")
+
+
 def _restart(facility, profiles) -> None:
     """Stop the hub alone (its notebooks keep running) and start it on the same ports."""
     old = facility["hub"]

@@ -126,3 +126,18 @@ async def test_cvmfs_profile_mounts_each_repository_read_only():
     ]
     assert all(m["readOnly"] for m in cvmfs_mounts)
     assert "nodeSelector" not in pod["spec"] or pod["spec"]["nodeSelector"] in (None, {})
+
+
+async def test_progress_tells_a_gpu_user_what_the_start_waits_for():
+    from jhub_af.spawner import ProfileSpawner
+
+    [t4] = [p for p in KUBE_PROFILES if p.slug == "t4"]
+    spawner = ProfileSpawner(profiles=DEMO_PROFILES)
+    spawner.selection = select({"profile": "t4"}, KUBE_PROFILES, [], admin=True)
+    # KubeSpawner's own events need a cluster; without them it adds nothing
+    spawner.backend_spawner = KubeSpawner(_mock=True, events_enabled=False)
+    messages = [event["message"] async for event in spawner.progress()]
+    assert messages == [
+        f"Waiting for a T4 GPU node ({t4.start_note})",
+        f"Pulling image {t4.image} if the node does not have it yet",
+    ]

@@ -150,6 +150,13 @@ REFUSED = [
         "Option 'image_tag' of profile 'cvmfs' must be one of: 2025-10-20, 2025-06-02.",
     ),
     (
+        "HTML in an option name",
+        {"profile": "large", "<img src=x onerror=alert(1)>": 1},
+        ALICE,
+        "Unknown option(s) (an option with an unusual name) for profile 'large'; "
+        "the options it takes are: profile.",
+    ),
+    (
         "too many keys",
         {f"k{i}": i for i in range(100)},
         ALICE,
@@ -228,6 +235,11 @@ FORMS = [
             "cvmfs--size": ["large"],
         },
         {"profile": "hpc", "walltime": 6, "partition": "gpu"},
+    ),
+    (
+        "a non-ASCII digit stays text (and is refused later)",
+        {"profile": ["hpc"], "hpc--walltime": ["²"]},
+        {"profile": "hpc", "walltime": "²"},
     ),
     (
         "walltime that is not a number stays text (and is refused later)",

@@ -22,10 +22,8 @@ class JobCallbackHandler(APIHandler):
     @web.authenticated
     def post(self):
         token = self.get_auth_token()
-        spawner = next(
-            (s for s in self.current_user.spawners.values() if token and s.api_token == token),
-            None,
-        )
+        spawners = getattr(self.current_user, "spawners", None) or {}  # services have none
+        spawner = next((s for s in spawners.values() if token and s.api_token == token), None)
         if spawner is None:
             raise web.HTTPError(403, "This token belongs to no server of this user.")
         backend = getattr(spawner, "backend_spawner", spawner)

@@ -9,12 +9,14 @@ catalogue's own values (never the strings the user sent).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .catalogue import SLUG, Profile
 
 MAX_OPTIONS = 16
+OPTION_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 
 
 class ProfileRefused(ValueError):
@@ -63,6 +65,12 @@ def spawn_body(options: dict, jupyterhub_version: str) -> dict:
     """The REST body that starts a server with ``options`` on a hub of that version."""
     major = int(jupyterhub_version.split(".", 1)[0])
     return {"user_options": options} if major >= 6 else dict(options)
+
+
+def _shown(key) -> str:
+    """An option name as a refusal may show it: plain names only, never the user's HTML."""
+    key = str(key)
+    return f"'{key}'" if OPTION_NAME.match(key) else "(an option with an unusual name)"
 
 
 def _names(profiles: Iterable[Profile]) -> str:
@@ -142,11 +150,11 @@ def select(
                 f"The profile '{slug}' is for {profile.who_may_use()}; ask your VO admin. "
                 f"Profiles you can use: {_names(allowed)}."
             )
-    unknown = sorted(str(k)[:40] for k in options if k != "profile" and k not in profile.choices)
+    unknown = sorted(_shown(k) for k in options if k != "profile" and k not in profile.choices)
     if unknown:
-        known = ", ".join(["profile", *profile.choices]) or "profile"
+        known = ", ".join(["profile", *profile.choices])
         raise ProfileRefused(
-            f"Unknown option(s) {', '.join(repr(k) for k in unknown)} for profile "
+            f"Unknown option(s) {', '.join(unknown)} for profile "
             f"'{profile.slug}'; the options it takes are: {known}."
         )
     choices = {
@@ -182,5 +190,6 @@ def options_from_form(formdata: Mapping[str, list[str]]) -> dict:
     for key, values in formdata.items():
         if slug and key.startswith(prefix) and values:
             name, value = key[len(prefix) :], values[0]
-            options[name] = int(value) if name == "walltime" and value.isdigit() else value
+            number = name == "walltime" and value.isascii() and value.isdigit()
+            options[name] = int(value) if number else value
     return options

@@ -253,7 +253,7 @@ def test_group_lost_between_form_and_spawn_is_refused_on_the_form(facility):
         )
         assert r.status_code == 400
         assert (
-            "The profile &#39;large&#39; is for members of /atlas/users; ask your VO admin. "
+            "Error: The profile &#39;large&#39; is for members of /atlas/users; ask your VO admin. "
             "Profiles you can use: default." in r.text
         )
         assert 'id="profile-large"' not in r.text  # the form shown again is today's

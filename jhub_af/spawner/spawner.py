@@ -256,7 +256,10 @@ class ProfileSpawner(Spawner):
             if session is not None:
                 session.commit()
         self.log.warning("Start of %s refused: %s", self._log_name, message)
-        return SpawnException(message, reason=reason)
+        refusal = SpawnException(message, reason=reason)
+        # the spawn page shows this text as it is (not "400 SpawnException(...): ...")
+        refusal.jupyterhub_message = message
+        return refusal
 
     def _select(self) -> Selection:
         try:

@@ -127,6 +127,20 @@ def test_revoked_refresh_token_forces_a_new_login(hub, idp, admin_token):
     assert oidc_login(hub.url, "alice").get(f"{hub.url}/hub/api/user").json()["name"] == "alice"
 
 
+def test_access_token_revoked_early_is_noticed_at_the_next_refresh(hub, idp, admin_token):
+    s = oidc_login(hub.url, "erin")
+    before = admin_get(hub.url, admin_token, "/users/erin").json()["auth_state"]
+    # still valid by its expiry, but revoked: userinfo answers 401, the hub tries a
+    # refresh, which this IdP refuses too (revoking a token revokes its whole grant)
+    idp.revoke(before["access_token"], hint="access_token")
+    time.sleep(6)  # past auth_refresh_age
+    r = s.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=30)
+    assert r.status_code == 302
+    assert "/hub/login" in r.headers["Location"]
+    assert s.cookies.get("jhub-af-notice") == "iam-session-ended"
+    assert "Refresh token of erin was refused (invalid_grant)" in hub.process.log.read_text()
+
+
 def test_idp_down_at_refresh_keeps_a_valid_session_then_says_so(hub, idp):
     s = oidc_login(hub.url, "bob")
     server = server_like_token(s, hub.url, "bob")

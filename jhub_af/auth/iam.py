@@ -336,6 +336,10 @@ class IAMAuthenticator(GenericOAuthenticator):
         )
 
     async def authenticate(self, handler, data=None, **kwargs):
+        nonce = handler.af_nonce() if isinstance(handler, IAMCallbackHandler) else None
+        if not nonce:
+            self.log.warning("IAM login without a nonce cookie")
+            raise LoginDenied(*RETRY, status=400)
         try:
             await self.discover()
             params = self.build_access_tokens_request_params(handler, data)
@@ -348,10 +352,6 @@ class IAMAuthenticator(GenericOAuthenticator):
             self.log.warning("IAM refused the authorization code: %s", e)
             raise LoginDenied(*RETRY, status=400) from e
 
-        nonce = handler.af_nonce() if isinstance(handler, IAMCallbackHandler) else None
-        if not nonce:
-            self.log.warning("IAM login without a nonce cookie")
-            raise LoginDenied(*RETRY, status=400)
         try:
             id_claims = await self.verify_id_token(token_info.get("id_token"), nonce)
         except IDTokenInvalid as e:
@@ -387,13 +387,13 @@ class IAMAuthenticator(GenericOAuthenticator):
         login succeeds, so a returning user costs no database query or decryption.
         """
         known = self._subject_of.get(name)
-        if known is not None and secrets.compare_digest(known, str(sub)):
+        if known is not None and _same(known, sub):
             return
         # unknown, or someone else: ask the database (an admin may have removed the user)
         user = handler.find_user(name)
         state = await user.get_auth_state() if user is not None else None
         owner = ((state or {}).get(self.user_auth_state_key) or {}).get("sub")
-        if owner and not secrets.compare_digest(str(owner), str(sub)):
+        if owner and not _same(owner, sub):
             self.log.warning("IAM login refused: username %s belongs to another subject", name)
             raise LoginDenied(
                 "Username already taken",
@@ -503,7 +503,7 @@ class IAMAuthenticator(GenericOAuthenticator):
             if token_info is None:
                 return None
             try:
-                return await self._token_to_auth_model(token_info)
+                model = await self._token_to_auth_model(token_info)
             except LoginDenied as e:
                 self.log.warning("Auth refresh of %s: %s; new login needed", user.name, e.reason)
                 return None
@@ -515,8 +515,16 @@ class IAMAuthenticator(GenericOAuthenticator):
                 # userinfo refused the access token (revoked early): refresh once
                 token_info = await self._refresh_tokens(user, auth_state)
                 refreshed = True
+                continue
             except OSError as e:
                 raise IdPUnreachable(f"userinfo: {type(e).__name__}") from e
+            stored = (auth_state.get(self.user_auth_state_key) or {}).get("sub")
+            fresh = model["auth_state"][self.user_auth_state_key].get("sub")
+            if model["name"] != user.name or (stored and not _same(stored, fresh)):
+                # IAM now maps this session to another name or account
+                self.log.warning("Auth refresh of %s: IAM identity changed; new login", user.name)
+                return None
+            return model
         return None
 
     async def _refresh_tokens(self, user, auth_state) -> dict | None:
@@ -544,6 +552,11 @@ class IAMAuthenticator(GenericOAuthenticator):
         if not token_info.get("refresh_token"):
             token_info["refresh_token"] = refresh_token
         return token_info
+
+
+def _same(a: object, b: object) -> bool:
+    """Constant-time equality of two subjects (any characters)."""
+    return secrets.compare_digest(str(a).encode(), str(b).encode())
 
 
 class _TokenRejected(Exception):

@@ -1,7 +1,7 @@
 """The demo facility's profiles: what each demo user is offered, and what they get."""
 
 import pytest
-from harness import login
+from harness import login, stop_server
 
 from jhub_af.spawner import spawn_body
 
@@ -16,14 +16,20 @@ CARDS = {
 
 @pytest.mark.parametrize(("user", "slugs"), CARDS.items())
 def test_each_demo_user_sees_the_profiles_of_their_groups(demo_facility, user, slugs):
-    form = login(demo_facility.url, user, "demo").get(f"{demo_facility.url}/hub/spawn").text
+    s = login(demo_facility.url, user, "demo")
+    if s.get(f"{demo_facility.url}/hub/api/user", timeout=10).json()["servers"]:
+        stop_server(s, demo_facility.url, user)  # another test left it running: no form then
+    form = s.get(f"{demo_facility.url}/hub/spawn", timeout=10).text
     shown = [s for s in ["default", "large", "cvmfs", "t4", "p100"] if f'id="profile-{s}"' in form]
     assert shown == slugs
     assert 'value="default" checked>' in " ".join(form.split())
 
 
 def test_admin_sees_real_facility_cards_that_say_no_cluster_is_attached(demo_facility):
-    form = login(demo_facility.url, "admin", "demo").get(f"{demo_facility.url}/hub/spawn").text
+    s = login(demo_facility.url, "admin", "demo")
+    if s.get(f"{demo_facility.url}/hub/api/user", timeout=10).json()["servers"]:
+        stop_server(s, demo_facility.url, "admin")
+    form = s.get(f"{demo_facility.url}/hub/spawn", timeout=10).text
     assert "RAPIDS on an NVIDIA T4" in form
     assert "1 &times; T4 GPU" in form
     assert "CVMFS: atlas.cern.ch, atlas-condb.cern.ch, sft.cern.ch" in form

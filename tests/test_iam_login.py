@@ -25,8 +25,10 @@ from harness import (
     iam_hub_env,
     oidc_login,
     oidc_login_response,
+    run_python,
     spawn_server,
     start_idp,
+    user_api_token,
 )
 
 pytestmark = pytest.mark.integration
@@ -291,7 +293,7 @@ def _userinfo_ok(idp, token: str) -> bool:
     return r.status_code == 200
 
 
-def test_notebook_bearer_token_file_is_refreshed_after_expiry(hub, alice, idp):
+async def test_notebook_bearer_token_file_is_refreshed_after_expiry(hub, alice, idp):
     r = spawn_server(alice, hub.url, "alice")
     assert r.status_code == 200
     token_file = next(hub.workdir.parent.glob("homes*/alice/.local/share/jupyter/runtime"))
@@ -314,6 +316,14 @@ def test_notebook_bearer_token_file_is_refreshed_after_expiry(hub, alice, idp):
     time.sleep(max(0.0, ACCESS_TOKEN_TTL + 1 - MIN_TTL))  # let the first token expire
     assert not _userinfo_ok(idp, first)
     assert _userinfo_ok(idp, _read(token_file))
+
+    # what a notebook sees: the variable, and the fresh token in the file it names
+    code = "import os; p = os.environ['BEARER_TOKEN_FILE']; print(p); print(open(p).read())"
+    printed = await run_python(hub.url, "alice", user_api_token(alice, hub.url, "alice"), code)
+    path, token = printed.split()
+    assert Path(path) == token_file
+    assert token == _read(token_file)
+    assert _userinfo_ok(idp, token)
 
 
 def test_bearer_token_endpoint_is_only_for_the_owner(hub, alice):

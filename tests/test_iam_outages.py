@@ -207,3 +207,17 @@ async def test_login_page_without_notice_shows_only_the_button(hub, page):
     await page.goto(f"{hub.url}/hub/login")
     assert await page.locator("text=Sign in with IAM").is_visible()
     assert await page.locator("#jhub-af-login-notice").is_hidden()
+
+
+def test_no_token_or_secret_in_the_logs(hub, idp, admin_token):
+    oidc_login(hub.url, "bob")
+    tokens = []
+    for user in admin_get(hub.url, admin_token, "/users").json():
+        state = admin_get(hub.url, admin_token, f"/users/{user['name']}").json()["auth_state"]
+        if state:
+            tokens += [state[k] for k in ("access_token", "refresh_token", "id_token")]
+    assert tokens
+    for log in (hub.process.log, idp.log):
+        text = log.read_text()
+        for secret in [*tokens, idp.client_secret]:
+            assert secret not in text, f"a token or the client secret is in {log.name}"

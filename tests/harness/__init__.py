@@ -27,6 +27,7 @@ from .idp import (
     public_jwks,
     start_idp,
 )
+from .kernel import run_python, user_api_token
 from .net import free_port, wait_for_http
 from .processes import ManagedProcess
 from .slurm import RunningSlurm, batch_venv, ensure_unix_user, remove_unix_user, start_slurm
@@ -55,11 +56,13 @@ __all__ = [
     "oidc_login_response",
     "public_jwks",
     "remove_unix_user",
+    "run_python",
     "spawn_server",
     "start_demo",
     "start_hub",
     "start_idp",
     "start_slurm",
     "stop_server",
+    "user_api_token",
     "wait_for_http",
 ]

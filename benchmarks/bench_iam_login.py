@@ -19,6 +19,7 @@ from pathlib import Path
 
 from harness import (
     free_port,
+    generic_oauth_config,
     iam_hub_config,
     iam_hub_env,
     oidc_login_response,
@@ -35,28 +36,6 @@ SPEC = {
     "unit": "logins/s",
     "target": ">= 0.9 (higher is better)",
 }
-
-
-def generic_config(idp, port: int) -> str:
-    d = idp.discovery()
-    return f"""
-import os
-c.JupyterHub.authenticator_class = "generic-oauth"
-c.GenericOAuthenticator.client_id = {idp.client_id!r}
-c.GenericOAuthenticator.client_secret = os.environ["TEST_OAUTH_CLIENT_SECRET"]
-c.GenericOAuthenticator.oauth_callback_url = "http://127.0.0.1:{port}/hub/oauth_callback"
-c.GenericOAuthenticator.authorize_url = {d["authorization_endpoint"]!r}
-c.GenericOAuthenticator.token_url = {d["token_endpoint"]!r}
-c.GenericOAuthenticator.userdata_url = {d["userinfo_endpoint"]!r}
-c.GenericOAuthenticator.scope = ["openid", "profile", "email", "wlcg.groups", "offline_access"]
-c.GenericOAuthenticator.username_claim = "preferred_username"
-c.GenericOAuthenticator.allow_all = True
-c.GenericOAuthenticator.enable_auth_state = True
-c.GenericOAuthenticator.manage_groups = True
-c.GenericOAuthenticator.auth_state_groups_key = (
-    lambda auth_state: auth_state["oauth_user"].get("wlcg.groups", [])
-)
-"""
 
 
 def _login(hub_url: str, username: str) -> None:
@@ -100,7 +79,7 @@ def run(repeats: int) -> tuple[list[float], list[float]]:
             hubs.append(ours_hub)
             anchor_hub = start_hub(
                 root / "generic",
-                generic_config(idp, ports["generic"]),
+                generic_oauth_config(idp, ports["generic"]),
                 port=ports["generic"],
                 env=env,
             )

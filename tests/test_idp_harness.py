@@ -14,7 +14,14 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
-from harness import drive_login, free_port, oidc_login, oidc_login_response, start_idp
+from harness import (
+    drive_login,
+    free_port,
+    generic_oauth_config,
+    oidc_login,
+    oidc_login_response,
+    start_idp,
+)
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
@@ -62,32 +69,19 @@ def admin_token() -> str:
 @pytest.fixture(scope="module")
 def oauth_hub(hub_factory, hub_port, idp, admin_token):
     """A plain hub with oauthenticator's GenericOAuthenticator against the IdP."""
-    d = idp.discovery()
-    config = f"""
+    config = (
+        generic_oauth_config(idp, hub_port)
+        + """
 import os
-c.JupyterHub.authenticator_class = "generic-oauth"
-c.GenericOAuthenticator.client_id = {idp.client_id!r}
-c.GenericOAuthenticator.client_secret = os.environ["TEST_OAUTH_CLIENT_SECRET"]
-c.GenericOAuthenticator.oauth_callback_url = "http://127.0.0.1:{hub_port}/hub/oauth_callback"
-c.GenericOAuthenticator.authorize_url = {d["authorization_endpoint"]!r}
-c.GenericOAuthenticator.token_url = {d["token_endpoint"]!r}
-c.GenericOAuthenticator.userdata_url = {d["userinfo_endpoint"]!r}
-c.GenericOAuthenticator.scope = {SCOPE!r}
-c.GenericOAuthenticator.username_claim = "preferred_username"
-c.GenericOAuthenticator.allow_all = True
-c.GenericOAuthenticator.enable_auth_state = True
-c.GenericOAuthenticator.manage_groups = True
-c.GenericOAuthenticator.auth_state_groups_key = (
-    lambda auth_state: auth_state["oauth_user"].get("wlcg.groups", [])
-)
 c.JupyterHub.services = [
-    {{"name": "test-admin", "api_token": os.environ["TEST_ADMIN_TOKEN"]}}
+    {"name": "test-admin", "api_token": os.environ["TEST_ADMIN_TOKEN"]}
 ]
 c.JupyterHub.load_roles = [
-    {{"name": "test-admin", "services": ["test-admin"],
-      "scopes": ["admin:users", "admin:auth_state"]}}
+    {"name": "test-admin", "services": ["test-admin"],
+      "scopes": ["admin:users", "admin:auth_state"]}
 ]
 """
+    )
     return hub_factory(
         config,
         port=hub_port,

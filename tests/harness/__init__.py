@@ -17,7 +17,7 @@ from .hub import (
     start_hub,
     stop_server,
 )
-from .iam import admin_get, iam_hub_config, iam_hub_env
+from .iam import admin_get, generic_oauth_config, iam_hub_config, iam_hub_env
 from .idp import (
     RunningIdP,
     drive_login,
@@ -44,6 +44,7 @@ __all__ = [
     "drive_login",
     "ensure_unix_user",
     "free_port",
+    "generic_oauth_config",
     "hub_config",
     "iam_hub_config",
     "iam_hub_env",

@@ -41,6 +41,31 @@ c.JupyterHub.load_roles = bearer_token_roles() + [
     )
 
 
+def generic_oauth_config(idp, hub_port: int) -> str:
+    """Config text for plain oauthenticator GenericOAuthenticator with ``idp`` (the anchor
+    IAMAuthenticator is compared with): endpoints, encrypted auth_state, groups from
+    ``wlcg.groups``; the secret from $TEST_OAUTH_CLIENT_SECRET."""
+    d = idp.discovery()
+    return f"""
+import os
+c.JupyterHub.authenticator_class = "generic-oauth"
+c.GenericOAuthenticator.client_id = {idp.client_id!r}
+c.GenericOAuthenticator.client_secret = os.environ["TEST_OAUTH_CLIENT_SECRET"]
+c.GenericOAuthenticator.oauth_callback_url = "http://127.0.0.1:{hub_port}/hub/oauth_callback"
+c.GenericOAuthenticator.authorize_url = {d["authorization_endpoint"]!r}
+c.GenericOAuthenticator.token_url = {d["token_endpoint"]!r}
+c.GenericOAuthenticator.userdata_url = {d["userinfo_endpoint"]!r}
+c.GenericOAuthenticator.scope = ["openid", "profile", "email", "wlcg.groups", "offline_access"]
+c.GenericOAuthenticator.username_claim = "preferred_username"
+c.GenericOAuthenticator.allow_all = True
+c.GenericOAuthenticator.enable_auth_state = True
+c.GenericOAuthenticator.manage_groups = True
+c.GenericOAuthenticator.auth_state_groups_key = (
+    lambda auth_state: auth_state["oauth_user"].get("wlcg.groups", [])
+)
+"""
+
+
 def iam_hub_env(idp, admin_token: str) -> dict[str, str]:
     return {
         "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),

@@ -10,6 +10,7 @@ with Debian's python (``batch_venv``): the test venv's python lives under
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import shutil
@@ -24,6 +25,10 @@ from .processes import ManagedProcess
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
 BATCH_VENV = Path("/var/tmp/jhub-af-test/batch-venv")
 SLURM_STATE = Path("/var/tmp/jhub-af-test/slurm-state")
+# one Slurm per machine (its config, ports and munge socket are global): a second
+# test session waits for the first to finish with it
+SLURM_LOCK = Path("/var/tmp/jhub-af-test/slurm.lock")
+LOCK_TIMEOUT = 1800
 PARTITION = "debug"
 
 
@@ -59,6 +64,7 @@ PartitionName={PARTITION} Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 class RunningSlurm:
     processes: list[ManagedProcess]
     workdir: Path
+    lock_fd: int = -1
 
     def run(self, *cmd: str) -> str:
         return subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=30).stdout
@@ -71,6 +77,27 @@ class RunningSlurm:
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
+        if self.lock_fd >= 0:
+            os.close(self.lock_fd)  # releases the machine's Slurm to the next session
+            self.lock_fd = -1
+
+
+def _take_lock() -> int:
+    SLURM_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(SLURM_LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+    deadline = time.monotonic() + LOCK_TIMEOUT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise TimeoutError(
+                    f"another test session has held this machine's Slurm for {LOCK_TIMEOUT}s "
+                    f"({SLURM_LOCK}); wait for it to finish"
+                ) from None
+            time.sleep(1)
 
 
 def _wait_idle(processes: list[ManagedProcess], timeout: float = 60) -> None:
@@ -95,6 +122,7 @@ def start_slurm(workdir: Path) -> RunningSlurm:
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             raise RuntimeError(f"{tool} is missing: apt-get install slurm-wlm munge (make test)")
     workdir.mkdir(parents=True, exist_ok=True)
+    lock_fd = _take_lock()
     # slurmd runs job scripts from its spool as the job's user: it must be reachable
     # by every user (pytest's tmp dirs are not), so state lives under /var/tmp
     shutil.rmtree(SLURM_STATE, ignore_errors=True)
@@ -127,8 +155,9 @@ def start_slurm(workdir: Path) -> RunningSlurm:
     except Exception:
         for p in reversed(processes):
             p.stop()
+        os.close(lock_fd)
         raise
-    return RunningSlurm(processes=processes, workdir=workdir)
+    return RunningSlurm(processes=processes, workdir=workdir, lock_fd=lock_fd)
 
 
 def ensure_unix_user(name: str) -> tuple[pwd.struct_passwd, bool]:

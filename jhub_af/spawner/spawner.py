@@ -19,6 +19,7 @@ from traitlets.utils.importstring import import_item
 
 from . import callback
 from .catalogue import CatalogueError, Profile, parse_catalogue, visible_profiles
+from .condor import condor_settings
 from .form import render_form
 from .kube import KubeProfiles, kube_settings
 from .local import local_settings
@@ -227,8 +228,6 @@ class ProfileSpawner(Spawner):
             return kube_settings(selection, KubeProfiles(parent=self))
         if backend == "slurm":
             return slurm_settings(selection)
-        from .condor import condor_settings
-
         return condor_settings(selection)
 
     def _make_backend(self, backend: str, settings: dict, options: dict) -> Spawner:

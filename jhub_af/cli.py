@@ -31,6 +31,7 @@ def _demo(args: argparse.Namespace) -> int:
             issuer=args.issuer,
             client_id=args.client_id,
             client_secret_file=args.client_secret_file,
+            ssh_port=args.ssh_port,
         )
     except DemoError as e:
         print(f"jhub-af demo: {e}", file=sys.stderr)
@@ -67,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--ip", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     demo.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000)")
+    demo.add_argument(
+        "--ssh-port",
+        type=_port,
+        default=8022,
+        help="port of af-ssh, the SSH-on-demand service (default 8022)",
+    )
     demo.add_argument(
         "--data-dir",
         default="./.jhub-af-demo",

@@ -60,8 +60,9 @@ def free_loopback_port() -> int:
         return sock.getsockname()[1]
 
 
-def check_port(ip: str, port: int) -> None:
-    """Refuse, with what to do instead, when the demo cannot listen on ip:port."""
+def check_port(ip: str, port: int, flag: str = "--port") -> None:
+    """Refuse, with what to do instead, when the demo cannot listen on ip:port
+    (``flag`` is the option that sets this port)."""
     problem = _port_problem(ip, port)
     if problem is None:
         return
@@ -69,13 +70,13 @@ def check_port(ip: str, port: int) -> None:
         other = next(p for p in range(port + 1, 65536) if _port_problem(ip, p) is None)
         raise DemoError(
             f"Port {port} on {ip} is already in use by another program. Stop that "
-            f"program, or pick another port: make demo DEMO_ARGS='--port {other}' "
-            f"(or jhub-af demo --port {other})."
+            f"program, or pick another port: make demo DEMO_ARGS='{flag} {other}' "
+            f"(or jhub-af demo {flag} {other})."
         )
     if problem.errno == errno.EACCES:
         raise DemoError(
             f"Listening on port {port} needs root. Pick a port above 1023: "
-            "make demo DEMO_ARGS='--port 8000'."
+            f"make demo DEMO_ARGS='{flag} {8022 if flag == '--ssh-port' else 8000}'."
         )
     raise DemoError(
         f"Cannot listen on {ip}:{port} ({problem.strerror or problem}). "
@@ -135,11 +136,15 @@ def prepare(
     issuer: str = "",
     client_id: str = "",
     client_secret_file: str = "",
+    ssh_port: int = 8022,
 ) -> DemoSettings:
     """Check the machine and write the hub's config; start nothing."""
     if login == "iam":
         check_iam_options(issuer, client_id, client_secret_file)
     check_port(ip, port)
+    if ssh_port == port:
+        raise DemoError(f"--ssh-port {ssh_port} is the same as --port; pick another one.")
+    check_port(ip, ssh_port, "--ssh-port")
     package_root = Path(jhub_af.__file__).resolve().parent.parent
     proxy_command = find_proxy_command([Path.cwd(), package_root])
     if data_dir.exists() and not data_dir.is_dir():
@@ -159,6 +164,7 @@ def prepare(
         issuer=issuer,
         client_id=client_id,
         client_secret_file=str(Path(client_secret_file).resolve()) if client_secret_file else "",
+        ssh_port=ssh_port,
     )
     settings.dump(data_dir / "demo-settings.json")
     (data_dir / "jupyterhub_config.py").write_text(CONFIG_FILE)
@@ -173,6 +179,8 @@ def _banner(settings: DemoSettings) -> str:
     return (
         f"\njhub_af demo facility is up: open {settings.public_url}/\n"
         f"{who}"
+        f"  ssh: ssh -p {settings.ssh_port} alice@{settings.ip} "
+        f"(password: a token from {settings.public_url}/hub/token)\n"
         f"  state in {settings.data_dir}\n"
         "  press Ctrl-C to stop it and every notebook it started\n"
     )
@@ -208,7 +216,8 @@ def _clear_group(proc: subprocess.Popen) -> None:
 def run_demo(ip: str, port: int, data_dir: Path, **login_options) -> int:
     """Run the demo facility until Ctrl-C or SIGTERM; return the hub's exit status.
 
-    ``login_options`` (login, issuer, client_id, client_secret_file) choose the login.
+    ``login_options`` (login, issuer, client_id, client_secret_file) choose the login;
+    ``ssh_port`` may be among them too.
     """
     settings = prepare(ip, port, data_dir, **login_options)
     config = Path(settings.data_dir) / "jupyterhub_config.py"

@@ -102,7 +102,28 @@ def notebooks(c, s: DemoSettings) -> None:
     c.Spawner.http_timeout = 60
 
 
-DEMO_PARTS = (hub, login, notebooks)
+def ssh(c, s: DemoSettings) -> None:
+    """af-ssh on ip:ssh_port, a hub-managed service with no scopes of its own: it acts
+    only with the token each user logs in with. Its host key is kept in the data dir."""
+    services = [x for x in c.JupyterHub.get("services", []) if x.get("name") != "af-ssh"]
+    services.append(
+        {
+            "name": "af-ssh",
+            "command": [
+                sys.executable,
+                "-m",
+                "jhub_af.ssh",
+                f"--ip={s.ip}",
+                f"--port={s.ssh_port}",
+                f"--hub-url={s.public_url}",
+                f"--host-key-file={s.data_path / 'af-ssh' / 'ssh_host_ed25519_key'}",
+            ],
+        }
+    )
+    c.JupyterHub.services = services
+
+
+DEMO_PARTS = (hub, login, notebooks, ssh)
 
 
 def configure(c, settings: DemoSettings) -> None:

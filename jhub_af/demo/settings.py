@@ -12,7 +12,8 @@ class DemoSettings:
     """The demo's settings, written by `jhub-af demo` next to the hub's config.
 
     ``ip``/``port`` are the public address (the proxy); ``hub_port`` and
-    ``proxy_api_port`` are internal loopback ports picked at each start.
+    ``proxy_api_port`` are internal loopback ports picked at each start;
+    ``ssh_port`` is where af-ssh listens (on ``ip``).
     """
 
     ip: str
@@ -26,6 +27,8 @@ class DemoSettings:
     issuer: str = ""
     client_id: str = ""
     client_secret_file: str = ""
+    # af-ssh, the SSH-on-demand service, listens on ip:ssh_port
+    ssh_port: int = 8022
 
     @property
     def public_url(self) -> str:

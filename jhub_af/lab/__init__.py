@@ -1,7 +1,9 @@
 """The jupyter-server extension of jhub_af, inside each user's server.
 
-Today it keeps the user's IAM access token in ``$BEARER_TOKEN_FILE``
-(:mod:`.bearer_token`). The JupyterLab panel's handlers (Dask, Rucio, usage)
+It keeps the user's IAM access token in ``$BEARER_TOKEN_FILE``
+(:mod:`.bearer_token`), and opens the binary-safe channel that af-ssh runs
+commands and SFTP through (:mod:`.ssh_channel`, :mod:`.terminal_exit`).
+The JupyterLab panel's handlers (Dask, Rucio, usage)
 join it with the "JupyterLab panel" issue. It is enabled automatically when
 jhub_af is installed, and does nothing outside JupyterHub.
 """
@@ -14,6 +16,8 @@ from pathlib import Path
 from tornado.ioloop import IOLoop
 
 from .bearer_token import BearerTokenKeeper, write_token_file
+from .ssh_channel import channel_handlers
+from .terminal_exit import ExitRecorder, exit_handlers
 
 __all__ = ["BearerTokenKeeper", "write_token_file"]
 
@@ -28,6 +32,7 @@ def _load_jupyter_server_extension(serverapp):
     user = os.environ.get("JUPYTERHUB_USER")
     if not (api_url and api_token and user):
         return  # not under JupyterHub
+    _add_ssh_handlers(serverapp, user)
     token_file = os.environ.get("BEARER_TOKEN_FILE")
     if not token_file:
         token_file = str(Path(serverapp.runtime_dir) / "bearer_token")
@@ -37,3 +42,14 @@ def _load_jupyter_server_extension(serverapp):
     # the event loop runs only once the server starts
     IOLoop.current().add_callback(keeper.start)
     serverapp.log.info("jhub_af: keeping the IAM bearer token in %s", token_file)
+
+
+def _add_ssh_handlers(serverapp, user: str) -> None:
+    """af-ssh's binary channel and the terminals' exit statuses."""
+    recorder = ExitRecorder()
+    handlers = channel_handlers(serverapp, user) + exit_handlers(serverapp, recorder)
+    serverapp.web_app.add_handlers(".*$", handlers)
+    # the terminals extension may load after this one: attach once the server runs
+    IOLoop.current().add_callback(
+        lambda: recorder.attach(serverapp.web_app.settings.get("terminal_manager"))
+    )

@@ -1,1 +1,14 @@
-"""af-ssh: SSH on demand with a hub token as the password (its own issue)."""
+"""af-ssh: SSH on demand with a hub token as the password.
+
+``ssh alice@hub -p 8022`` (password: a token from /hub/token) starts alice's
+server if needed and opens a shell in a Jupyter terminal; ``ssh alice@hub CMD``,
+sftp, scp and rsync run in her server over jhub_af's binary channel
+(:mod:`jhub_af.lab.ssh_channel`). Data path: :mod:`.login` (token -> owner ->
+login name) -> :mod:`.starting` (server ready, with progress) -> :mod:`.session`
+-> :mod:`.bridges`.
+"""
+
+from .app import AFSSH, main
+from .names import BadLoginName, LoginName, parse_login
+
+__all__ = ["AFSSH", "BadLoginName", "LoginName", "main", "parse_login"]

@@ -30,6 +30,8 @@ def start_demo(
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     demo_args = ["--port", str(port), "--data-dir", str(workdir / "data"), *extra_args]
+    if "--ssh-port" not in extra_args:  # never the default 8022 in tests
+        demo_args[2:2] = ["--ssh-port", str(free_port())]
     if via_make:
         cmd = ["make", "-C", str(REPO), "demo", f"DEMO_ARGS={shlex.join(demo_args)}"]
     else:

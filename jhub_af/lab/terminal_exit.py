@@ -1,0 +1,70 @@
+"""The exit status of a Jupyter terminal's shell, which the terminal websocket never says.
+
+When a terminal's shell exits, terminado sends ``["disconnect", 1]`` whatever the
+status was, and forgets the terminal. af-ssh bridges an interactive ``ssh`` to a
+Jupyter terminal and must return the shell's real exit status, so this module
+records it when terminado closes the pty, and serves it (to the same callers as
+the terminal itself) at ``{base_url}jhub-af/ssh/terminals/NAME/exit``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+
+from jupyter_core.utils import ensure_async
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+
+KEEP = 256  # the most recent exits kept
+
+
+class ExitRecorder:
+    """Wraps a terminal manager's ``on_eof`` to keep each terminal's exit status."""
+
+    def __init__(self):
+        self.statuses: OrderedDict[str, int] = OrderedDict()
+        self.manager = None
+
+    def attach(self, manager) -> None:
+        if manager is None or self.manager is manager:
+            return
+        self.manager = manager
+        original = manager.on_eof
+
+        def on_eof(ptywclients):
+            original(ptywclients)  # closes the pty, which reaps the shell
+            proc = ptywclients.ptyproc
+            status = proc.exitstatus
+            if status is None and proc.signalstatus is not None:
+                status = 128 + proc.signalstatus
+            self.statuses[str(ptywclients.term_name)] = status if status is not None else -1
+            while len(self.statuses) > KEEP:
+                self.statuses.popitem(last=False)
+
+        manager.on_eof = on_eof
+
+
+class TerminalExitHandler(APIHandler):
+    """``GET``: ``{"exit_status": N}`` once the terminal's shell has exited, else 404."""
+
+    auth_resource = "terminals"
+
+    def initialize(self, recorder: ExitRecorder):
+        self.recorder = recorder
+
+    @web.authenticated
+    async def get(self, name):
+        if not await ensure_async(
+            self.authorizer.is_authorized(self, self.current_user, "read", "terminals")
+        ):
+            raise web.HTTPError(403)
+        self.recorder.attach(self.settings.get("terminal_manager"))
+        if name not in self.recorder.statuses:
+            raise web.HTTPError(404, "This terminal is running or unknown.")
+        self.finish(json.dumps({"exit_status": self.recorder.statuses[name]}))
+
+
+def exit_handlers(serverapp, recorder: ExitRecorder) -> list[tuple]:
+    route = serverapp.base_url.rstrip("/") + r"/jhub-af/ssh/terminals/([^/]+)/exit"
+    return [(route, TerminalExitHandler, {"recorder": recorder})]

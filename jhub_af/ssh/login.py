@@ -1,0 +1,115 @@
+"""Password = a hub API token: who may log in as whom.
+
+The token is accepted only if its owner (``GET /hub/api/user``) *is* the login
+name, it is a user's token (not a service's), and it may use that user's server
+(``access:servers``). An admin's token opens someone else's server only when
+``AFSSH.allow_admin_access`` is on. Failures are counted per source and per
+name; a locked-out source or name is refused without asking the hub.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from jupyterhub.services.auth import check_scopes
+
+from .hub import HubClient, HubError
+from .limits import FailureLimiter
+from .names import BadLoginName, LoginName, parse_login, shown
+
+# what hub tokens look like (hex or url-safe base64); anything else is not sent to the hub
+TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
+
+
+@dataclass(frozen=True)
+class Login:
+    """A successful login: the user, the profile asked for, and the tokens to use."""
+
+    name: LoginName
+    owner: str  # whose token it is (an admin's, with allow_admin_access)
+    token: str  # for the hub's REST API
+    server_token: str  # for the user's server (terminals, channel)
+    may_start: bool
+
+
+class LoginChecker:
+    def __init__(
+        self,
+        hub: HubClient,
+        per_source: FailureLimiter,
+        per_user: FailureLimiter,
+        *,
+        allow_admin_access: bool,
+        service_token: str,
+        log: logging.Logger,
+    ):
+        self.hub = hub
+        self.per_source = per_source
+        self.per_user = per_user
+        self.allow_admin_access = allow_admin_access
+        self.service_token = service_token
+        self.log = log
+
+    async def check(self, source: str, login: str, password: str) -> Login | None:
+        """The login, or None (logged, counted) when refused."""
+        who = f"{shown(login)} from {source}"
+        if self.per_source.locked(source):
+            self.log.warning("SSH login refused: %s: too many failures from this source", who)
+            return None
+        try:
+            name = parse_login(login)
+        except BadLoginName as e:
+            return self._fail(source, None, who, str(e))
+        if self.per_user.locked(name.user):
+            self.log.warning("SSH login refused: %s: too many failures for this user", who)
+            return None
+        if not TOKEN.match(password):
+            return self._fail(source, name.user, who, "the password is not a hub token")
+        try:
+            model = await self.hub.identify(password)
+        except (HubError, OSError) as e:
+            self.log.error("SSH login refused: %s: the hub cannot be asked (%s)", who, e)
+            return None  # not the user's fault: no failure counted
+        if model is None:
+            return self._fail(source, name.user, who, "invalid, expired or revoked token")
+        reason = self._refusal(model, name)
+        if reason:
+            return self._fail(source, name.user, who, reason)
+        owner = model["name"]
+        scopes = set(model.get("scopes", []))
+        may_start = bool(check_scopes({f"servers!user={name.user}"}, scopes))
+        own = owner == name.user
+        self.log.info(
+            "SSH login: %s%s (token of %s)",
+            who,
+            f", profile {name.profile}" if name.profile else "",
+            shown(owner) if not own else "the user",
+        )
+        return Login(
+            name=name,
+            owner=owner,
+            token=password,
+            server_token=password if own else self.service_token,
+            may_start=may_start,
+        )
+
+    def _refusal(self, model: dict, name: LoginName) -> str:
+        if model.get("kind") != "user":
+            return "not a user's token"
+        admin_may = bool(model.get("admin")) and self.allow_admin_access
+        if model.get("name") != name.user and not admin_may:
+            return "the token belongs to another user"
+        scopes = set(model.get("scopes", []))
+        if not check_scopes({f"access:servers!server={name.user}/"}, scopes):
+            return "the token may not use the user's server (needs access:servers)"
+        return ""
+
+    def _fail(self, source: str, user: str | None, who: str, reason: str) -> None:
+        self.log.warning("SSH login refused: %s: %s", who, reason)
+        if self.per_source.failed(source):
+            self.log.warning("SSH: source %s locked out after repeated failures", source)
+        if user is not None and self.per_user.failed(user):
+            self.log.warning("SSH: user %s locked out after repeated failures", shown(user))
+        return None

@@ -1,0 +1,170 @@
+"""One SSH session channel: an interactive shell, a command, or the SFTP subsystem.
+
+Interactive shells (with a pty) go to a Jupyter terminal; commands, SFTP and
+shells without a pty go over jhub_af's binary channel. Data from the client is queued and sent in
+order; reading from the client pauses when the queue is long, and reading from
+the server waits while the client's window is full, so large transfers stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncssh
+
+from .bridges import ChannelBridge, TerminalBridge
+from .hub import HubError
+from .starting import server_url
+
+QUEUE_HIGH = 32
+
+
+class Session(asyncssh.SSHServerSession):
+    def __init__(self, service, login, activity):
+        self.service = service
+        self.login = login
+        self.activity = activity  # called on every byte in or out (idle timeout)
+        self.log: logging.Logger = service.log
+        self.chan = None
+        self.kind = None
+        self.command = None
+        self.term_type = None
+        self.size = (80, 24)
+        self.inbox: asyncio.Queue = asyncio.Queue()
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.bridge = None
+        self.task: asyncio.Task | None = None
+        self.paused = False
+
+    # -- requests
+    def connection_made(self, chan):
+        self.chan = chan
+
+    def pty_requested(self, term_type, term_size, term_modes):
+        self.term_type = term_type
+        if term_size[0] and term_size[1]:
+            self.size = (term_size[0], term_size[1])
+        return True
+
+    def shell_requested(self):
+        self.kind = "shell"
+        return True
+
+    def exec_requested(self, command):
+        self.kind, self.command = "exec", command
+        return True
+
+    def subsystem_requested(self, subsystem):
+        if subsystem != "sftp":
+            return False
+        self.kind = "sftp"
+        return True
+
+    def session_started(self):
+        self.task = asyncio.ensure_future(self._run())
+
+    # -- data from the client
+    def data_received(self, data, datatype):
+        self.activity()
+        self.inbox.put_nowait(data)
+        if self.inbox.qsize() > QUEUE_HIGH and not self.paused:
+            self.paused = True
+            self.chan.pause_reading()
+
+    def eof_received(self):
+        self.inbox.put_nowait(None)
+        return True  # keep sending output after the client's EOF
+
+    def terminal_size_changed(self, width, height, pixwidth, pixheight):
+        self.size = (width, height)
+        if isinstance(self.bridge, TerminalBridge):
+            self.resizing = asyncio.ensure_future(self.bridge.resize(width, height))
+
+    def pause_writing(self):
+        self.writable.clear()
+
+    def resume_writing(self):
+        self.writable.set()
+
+    def connection_lost(self, exc):
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    # -- the work
+    async def _out(self, data: bytes) -> None:
+        self.activity()
+        await self.writable.wait()
+        self.chan.write(data)
+
+    async def _err(self, data: bytes) -> None:
+        self.activity()
+        await self.writable.wait()
+        self.chan.write_stderr(data)
+
+    async def _say(self, text: str) -> None:
+        await self._err(text.encode())
+
+    async def _pump_input(self, send, send_eof=None) -> None:
+        while True:
+            data = await self.inbox.get()
+            if self.paused and self.inbox.qsize() < QUEUE_HIGH // 2:
+                self.paused = False
+                self.chan.resume_reading()
+            if data is None:
+                if send_eof is not None:
+                    await send_eof()
+                return
+            await send(data)
+
+    async def _run(self) -> None:
+        service = self.service
+        pump = None
+        try:
+            url = await server_url(
+                service.hub, service.hub_url, self.login, self._say, service.start_timeout
+            )
+            if self.kind == "shell" and self.term_type is None:
+                # `ssh -T host < script`: a shell reading stdin, no terminal
+                self.kind, self.command = "exec", 'exec "${SHELL:-/bin/sh}"'
+            if self.kind == "shell":
+                self.bridge = TerminalBridge(url, self.login.server_token)
+                await self.bridge.open(*self.size)
+                pump = asyncio.ensure_future(self._pump_input(self.bridge.send))
+                status = await self.bridge.run(self._out)
+                self.chan.exit(status)
+                return
+            self.bridge = ChannelBridge(url, self.login.server_token)
+            if self.kind == "sftp":
+                request = {"kind": "sftp"}
+            else:
+                request = {"kind": "exec", "command": self.command}
+                if self.term_type:
+                    request["term"] = self.term_type
+            await self.bridge.open(request)
+            pump = asyncio.ensure_future(self._pump_input(self.bridge.send, self.bridge.send_eof))
+            status, signal = await self.bridge.run(self._out, self._err)
+            if signal:
+                self.chan.exit_with_signal(signal)
+            else:
+                self.chan.exit(status if status is not None else 255)
+        except HubError as e:
+            await self._say(f"af-ssh: {e}\r\n")
+            self.chan.exit(1)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.log.exception("SSH session of %s failed", self.login.name.user)
+            with contextlib.suppress(Exception):
+                await self._say("af-ssh: internal error; the facility's admins can see why.\r\n")
+                self.chan.exit(1)
+        finally:
+            if pump is not None:
+                pump.cancel()
+            if self.bridge is not None:
+                result = self.bridge.close()
+                if asyncio.iscoroutine(result):
+                    with contextlib.suppress(Exception):
+                        await result

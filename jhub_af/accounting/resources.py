@@ -110,6 +110,8 @@ def parse_resources(value) -> Resources:
             raise BadRequest(f"resources.gpus.{gpu_type} must be a whole number.")
         if n:
             gpus[gpu_type] = int(n)
+    if len(gpus) > 1:
+        raise BadRequest("resources.gpus may name one GPU type (a node has one kind of GPU).")
     if sum(gpus.values()) > MAX_GPUS:
         raise BadRequest(f"resources.gpus asks for more than {MAX_GPUS} GPUs.")
     return Resources(cores=cores, memory=memory, gpus=gpus)

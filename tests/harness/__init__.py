@@ -29,6 +29,7 @@ from .idp import (
 )
 from .kernel import run_python, user_api_token
 from .net import free_port, wait_for_http
+from .postgres import RunningPostgres, start_postgres
 from .processes import ManagedProcess
 from .slurm import RunningSlurm, batch_venv, ensure_unix_user, remove_unix_user, start_slurm
 
@@ -37,6 +38,7 @@ __all__ = [
     "ManagedProcess",
     "RunningHub",
     "RunningIdP",
+    "RunningPostgres",
     "RunningSlurm",
     "admin_get",
     "batch_venv",
@@ -62,6 +64,7 @@ __all__ = [
     "start_demo",
     "start_hub",
     "start_idp",
+    "start_postgres",
     "start_slurm",
     "stop_server",
     "user_api_token",

@@ -10,6 +10,7 @@ import pytest
 from .browser import launch_chromium
 from .demo import start_demo
 from .hub import REPO, RunningHub, start_hub
+from .postgres import RunningPostgres, start_postgres
 from .slurm import RunningSlurm, start_slurm
 
 
@@ -72,3 +73,12 @@ def slurm_cluster(tmp_path_factory) -> RunningSlurm:
     cluster = start_slurm(tmp_path_factory.mktemp("slurm"))
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> RunningPostgres:
+    """A real PostgreSQL (Debian's) on a free loopback port for the whole session;
+    ``postgres.create_database(name)`` gives a test its own database URL."""
+    pg = start_postgres()
+    yield pg
+    pg.stop()

@@ -1,0 +1,483 @@
+"""The usage ledger: reservations and usage intervals in SQLite or PostgreSQL.
+
+Every change is one short transaction. A reservation is checked and written
+under a lock on the user and each of their groups, so concurrent requests never
+overcommit a quota: SQLite takes the database's write lock at ``BEGIN
+IMMEDIATE``; PostgreSQL takes transaction-scoped advisory locks, in a fixed
+order so that two requests never wait on each other. A database that is locked
+for too long or unreachable raises :class:`LedgerUnavailable`, and nothing is
+written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import create_engine, event, func, select, text, update
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import migrate
+from .models import ACTIVE, EXPIRED, OPEN_STATES, PENDING, RELEASED, Reservation, ReservationGroup
+from .policy import Decision
+from .resources import Request
+from .usage import Totals, overlaps, totals_columns
+
+
+class LedgerError(Exception):
+    """A refusal about one reservation; ``status`` is the HTTP status to answer."""
+
+    status = 400
+
+
+class NotFound(LedgerError):
+    status = 404
+
+
+class NotYours(LedgerError):
+    status = 403
+
+
+class Conflict(LedgerError):
+    status = 409
+
+
+class LedgerUnavailable(Exception):
+    """The database is locked for too long or cannot be reached; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Running:
+    """One server the hub says is running (for reconcile)."""
+
+    user: str
+    server: str
+    started: float
+    groups: tuple[str, ...] = ()
+
+
+def _make_engine(url: str, busy_timeout: float, immediate: bool, pool_size: int):
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url, connect_args={"timeout": busy_timeout, "check_same_thread": False}
+        )
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn, record):
+            # we emit BEGIN ourselves (pysqlite's own would be deferred and too late)
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    ms = int(busy_timeout * 1000)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=max(busy_timeout, 5),
+        connect_args={"connect_timeout": 5, "options": f"-c lock_timeout={ms}"},
+    )
+
+
+class Ledger:
+    """Reservations and usage, one database (``url``: ``sqlite:///...`` or ``postgresql+psycopg://``)."""
+
+    def __init__(self, url: str, *, busy_timeout: float = 10.0, pool_size: int = 8):
+        self.url = url
+        self.postgres = url.startswith("postgresql")
+        self.engine = _make_engine(url, busy_timeout, True, pool_size)
+        # SQLite readers need no write lock; PostgreSQL uses one engine for both
+        self.read_engine = (
+            self.engine if self.postgres else _make_engine(url, busy_timeout, False, pool_size)
+        )
+        self._write = sessionmaker(self.engine, expire_on_commit=False)
+        self._read = sessionmaker(self.read_engine, expire_on_commit=False)
+
+    def upgrade(self) -> None:
+        with self._guard():
+            migrate.upgrade(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
+
+    @contextlib.contextmanager
+    def _guard(self):
+        try:
+            yield
+        except (OperationalError, InterfaceError) as e:
+            raise LedgerUnavailable(type(e.orig).__name__) from e
+
+    @contextlib.contextmanager
+    def writing(self):
+        with self._guard(), self._write.begin() as session:
+            yield session
+
+    @contextlib.contextmanager
+    def reading(self):
+        with self._guard(), self._read.begin() as session:
+            yield session
+
+    def _lock(self, session: Session, keys: Iterable[str]) -> None:
+        if not self.postgres:
+            return  # BEGIN IMMEDIATE already holds the only write lock
+        for key in sorted(set(keys)):
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key}
+            )
+
+    # --- usage now -------------------------------------------------------
+
+    @staticmethod
+    def _at_once(session: Session, where, now: float) -> dict[str, float]:
+        r = Reservation
+        rows = session.execute(
+            select(
+                r.kind,
+                r.gpu_type,
+                func.count(),
+                func.sum(r.cores),
+                func.sum(r.memory),
+                func.sum(r.gpus),
+            )
+            .where(where, r.state.in_(OPEN_STATES), r.expires > now)
+            .group_by(r.kind, r.gpu_type)
+        ).all()
+        usage: dict[str, float] = {}
+
+        def add(key, value):
+            usage[key] = usage.get(key, 0) + (value or 0)
+
+        for kind, gpu_type, count, cores, memory, gpus in rows:
+            if kind == "server":
+                add("servers", count)
+                add("cores", cores)
+                add("memory", memory)
+                if gpu_type:
+                    add(f"gpus:{gpu_type}", gpus)
+            elif kind == "dask-cluster":
+                add("dask_clusters", count)
+            else:
+                add("dask_workers", count)
+                add("dask_cores", cores)
+                add("dask_memory", memory)
+        return usage
+
+    @staticmethod
+    def _period(session: Session, where, since: float, until: float, now: float) -> Totals:
+        row = session.execute(
+            select(*totals_columns(since, until, now)).where(where, overlaps(since, until))
+        ).one()
+        return Totals(*(float(x or 0) for x in row))
+
+    def usage_of(self, session, user: str, since: float, until: float, now: float) -> dict:
+        usage = self._at_once(session, Reservation.user == user, now)
+        t = self._period(session, Reservation.user == user, since, until, now)
+        return {**usage, "core_hours": t.core_hours, "gpu_hours": t.gpu_hours}
+
+    def usage_of_group(self, session, group: str, since: float, until: float, now: float) -> dict:
+        members = Reservation.id.in_(
+            select(ReservationGroup.reservation_id).where(ReservationGroup.group == group)
+        )
+        usage = self._at_once(session, members, now)
+        t = self._period(session, members, since, until, now)
+        return {**usage, "core_hours": t.core_hours, "gpu_hours": t.gpu_hours}
+
+    # --- the life of a reservation ---------------------------------------
+
+    def reserve(
+        self,
+        request: Request,
+        groups: Iterable[str],
+        client: str,
+        decide: Callable[[Mapping, Mapping], Decision],
+        *,
+        period: tuple[float, float],
+        total_groups: Iterable[str] = (),
+        ttl: float = 900.0,
+        now: float | None = None,
+    ) -> tuple[Decision, Reservation | None]:
+        """Decide and, if granted, record a pending reservation, atomically.
+
+        ``decide(usage, group_usage)`` gets the user's usage (at once and this
+        period) and that of each group in ``total_groups``.
+        """
+        now = time.time() if now is None else now
+        groups = sorted(set(groups))
+        total_groups = sorted(set(total_groups))
+        since, until = period
+        with self.writing() as session:
+            self._lock(session, [f"user:{request.user}"] + [f"group:{g}" for g in total_groups])
+            usage = self.usage_of(session, request.user, since, until, now)
+            group_usage = {
+                g: self.usage_of_group(session, g, since, until, now) for g in total_groups
+            }
+            decision = decide(usage, group_usage)
+            if not decision.granted:
+                return decision, None
+            res = request.resources
+            gpu_type, gpus = next(iter(res.gpus.items()), ("", 0))
+            row = Reservation(
+                id=secrets.token_hex(16),
+                user=request.user,
+                kind=request.kind,
+                client=client,
+                server=request.server,
+                cores=res.cores,
+                memory=res.memory,
+                gpu_type=gpu_type,
+                gpus=gpus,
+                state=PENDING,
+                created=now,
+                expires=now + ttl,
+                end_reason="",
+                groups=[ReservationGroup(group=g) for g in groups],
+            )
+            session.add(row)
+        return decision, row
+
+    def _owned(self, session: Session, rid: str, client: str) -> Reservation:
+        row = session.get(Reservation, rid, with_for_update=self.postgres)
+        if row is None:
+            raise NotFound(f"There is no reservation {rid}.")
+        if row.client != client:
+            raise NotYours(f"Reservation {rid} was made by {row.client}; only it may change it.")
+        return row
+
+    def confirm(self, rid: str, client: str, *, ttl: float = 900.0, now: float | None = None):
+        """The thing started: open its usage interval (idempotent while it runs)."""
+        now = time.time() if now is None else now
+        with self.writing() as session:
+            row = self._owned(session, rid, client)
+            if row.state == ACTIVE and row.expires > now:
+                return row
+            if row.state != PENDING or row.expires <= now:
+                raise Conflict(
+                    f"Reservation {rid} is {_state_words(row, now)}; make a new reservation."
+                )
+            row.state, row.started, row.last_seen, row.expires = ACTIVE, now, now, now + ttl
+        return row
+
+    def heartbeat(self, rid: str, client: str, *, ttl: float = 900.0, now: float | None = None):
+        """The thing still runs: count it for another ``ttl`` seconds."""
+        now = time.time() if now is None else now
+        with self.writing() as session:
+            row = self._owned(session, rid, client)
+            if row.state != ACTIVE or row.expires <= now:
+                raise Conflict(
+                    f"Reservation {rid} is {_state_words(row, now)}; it cannot be renewed."
+                )
+            row.last_seen, row.expires = now, now + ttl
+        return row
+
+    def release(self, rid: str, client: str, *, now: float | None = None, reason: str = "released"):
+        """The thing stopped (or never started): close the reservation and its interval."""
+        now = time.time() if now is None else now
+        with self.writing() as session:
+            row = self._owned(session, rid, client)
+            if row.state not in OPEN_STATES:
+                raise Conflict(f"Reservation {rid} is already {_state_words(row, now)}.")
+            _close(row, now, reason)
+        return row
+
+    def expire(self, now: float | None = None) -> int:
+        """Close what was not confirmed or renewed in time; returns how many."""
+        now = time.time() if now is None else now
+        with self.writing() as session:
+            rows = session.scalars(
+                select(Reservation).where(
+                    Reservation.state.in_(OPEN_STATES), Reservation.expires <= now
+                )
+            ).all()
+            for row in rows:
+                _close(row, now, "expired")
+        return len(rows)
+
+    def reconcile(
+        self,
+        running: Iterable[Running],
+        client: str,
+        adopt: Callable[[Running], Request],
+        *,
+        ttl: float = 900.0,
+        now: float | None = None,
+    ) -> dict[str, int]:
+        """Make the server reservations match the hub's running servers.
+
+        Closes intervals of servers that are gone, confirms pending ones that did
+        start, keeps one interval per running server (later duplicates are voided),
+        records servers that run without a reservation (``adopt`` sizes them),
+        and renews all that run.
+        """
+        now = time.time() if now is None else now
+        report = {"closed": 0, "confirmed": 0, "voided": 0, "adopted": 0, "renewed": 0}
+        by_key = {(s.user, s.server): s for s in running}
+        with self.writing() as session:
+            rows = session.scalars(
+                select(Reservation)
+                .where(Reservation.kind == "server", Reservation.state.in_(OPEN_STATES))
+                .order_by(Reservation.started.is_(None), Reservation.started, Reservation.created)
+            ).all()
+            seen = set()
+            for row in rows:
+                key = (row.user, row.server)
+                server = by_key.get(key)
+                if server is None:
+                    _close(row, now, "not running", at_last_seen=True)
+                    report["closed"] += 1
+                elif key in seen:
+                    row.state, row.ended = EXPIRED, row.started or None
+                    row.end_reason = "duplicate"
+                    report["voided"] += 1
+                else:
+                    seen.add(key)
+                    if row.state == PENDING:
+                        row.state, row.started = ACTIVE, max(server.started, row.created)
+                        report["confirmed"] += 1
+                    else:
+                        report["renewed"] += 1
+                    row.last_seen, row.expires = now, now + ttl
+            for key, server in by_key.items():
+                if key in seen:
+                    continue
+                request = adopt(server)
+                res = request.resources
+                gpu_type, gpus = next(iter(res.gpus.items()), ("", 0))
+                session.add(
+                    Reservation(
+                        id=secrets.token_hex(16),
+                        user=server.user,
+                        kind="server",
+                        client=client,
+                        server=server.server,
+                        cores=res.cores,
+                        memory=res.memory,
+                        gpu_type=gpu_type,
+                        gpus=gpus,
+                        state=ACTIVE,
+                        created=now,
+                        expires=now + ttl,
+                        started=min(server.started, now),
+                        last_seen=now,
+                        end_reason="",
+                        groups=[ReservationGroup(group=g) for g in server.groups],
+                    )
+                )
+                report["adopted"] += 1
+        return report
+
+    # --- reading ---------------------------------------------------------
+
+    def open_reservations(self, user: str, now: float | None = None) -> list[Reservation]:
+        now = time.time() if now is None else now
+        with self.reading() as session:
+            return list(
+                session.scalars(
+                    select(Reservation)
+                    .where(
+                        Reservation.user == user,
+                        Reservation.state.in_(OPEN_STATES),
+                        Reservation.expires > now,
+                    )
+                    .order_by(Reservation.created)
+                ).all()
+            )
+
+    def intervals(self, user: str, since: float, until: float) -> list[Reservation]:
+        with self.reading() as session:
+            return list(
+                session.scalars(
+                    select(Reservation).where(Reservation.user == user, overlaps(since, until))
+                ).all()
+            )
+
+    def get(self, rid: str) -> Reservation | None:
+        with self.reading() as session:
+            return session.get(Reservation, rid)
+
+    def totals_by(
+        self, by: str, since: float, until: float, now: float | None = None, name: str | None = None
+    ) -> dict[str, Totals]:
+        """Core-, GPU- and memory-hours in [since, until) per user (``by="user"``) or group."""
+        now = time.time() if now is None else now
+        cols = totals_columns(since, until, now)
+        if by == "user":
+            key = Reservation.user
+            query = select(key, *cols).where(overlaps(since, until))
+        else:
+            key = ReservationGroup.group
+            query = select(key, *cols).join(ReservationGroup).where(overlaps(since, until))
+        if name is not None:
+            query = query.where(key == name)
+        with self.reading() as session:
+            rows = session.execute(query.group_by(key)).all()
+        return {row[0]: Totals(*(float(x or 0) for x in row[1:])) for row in rows}
+
+    def in_use_by(self, by: str, now: float | None = None) -> dict[str, dict[str, float]]:
+        """What runs now, per user or group: cores, memory bytes, GPUs, servers, workers."""
+        now = time.time() if now is None else now
+        r = Reservation
+        key = r.user if by == "user" else ReservationGroup.group
+        query = select(
+            key, func.sum(r.cores), func.sum(r.memory), func.sum(r.gpus), func.count()
+        ).where(r.state.in_(OPEN_STATES), r.expires > now)
+        if by != "user":
+            query = query.join(ReservationGroup)
+        with self.reading() as session:
+            rows = session.execute(query.group_by(key)).all()
+        return {
+            k: {
+                "cores": float(c or 0),
+                "memory": float(m or 0),
+                "gpus": float(g or 0),
+                "reservations": float(n),
+            }
+            for k, c, m, g, n in rows
+        }
+
+    def count_rows(self) -> int:
+        with self.reading() as session:
+            return session.scalar(select(func.count()).select_from(Reservation)) or 0
+
+
+def _close(row: Reservation, now: float, reason: str, at_last_seen: bool = False) -> None:
+    """Close a reservation; a running one's interval ends now (or when last seen)."""
+    lapsed = row.expires <= now
+    if row.state == ACTIVE:
+        last = row.last_seen or row.started
+        row.ended = last if (lapsed or at_last_seen) else now
+    if lapsed:
+        row.end_reason = "heartbeat lost" if row.state == ACTIVE else "not confirmed"
+        row.state = EXPIRED
+    else:
+        row.state = RELEASED if reason == "released" else EXPIRED
+        row.end_reason = reason
+
+
+def _state_words(row: Reservation, now: float) -> str:
+    if row.state in OPEN_STATES and row.expires <= now:
+        return "expired"
+    if row.state == RELEASED:
+        return "released"
+    if row.state == EXPIRED:
+        return f"expired ({row.end_reason})"
+    return {"pending": "not confirmed yet", "active": "running"}.get(row.state, row.state)
+
+
+def mark_stale(ledger: Ledger, rid: str, expires: float) -> None:
+    """Tests and tools: move a reservation's deadline (e.g. to simulate a lost heartbeat)."""
+    with ledger.writing() as session:
+        session.execute(update(Reservation).where(Reservation.id == rid).values(expires=expires))

@@ -65,7 +65,7 @@ class LoginChecker:
         if self.per_user.locked(name.user):
             self.log.warning("SSH login refused: %s: too many failures for this user", who)
             return None
-        if not TOKEN.match(password):
+        if not TOKEN.fullmatch(password):
             return self._fail(source, name.user, who, "the password is not a hub token")
         try:
             model = await self.hub.identify(password)

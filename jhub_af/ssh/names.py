@@ -27,9 +27,9 @@ class LoginName:
 def parse_login(login: str) -> LoginName:
     """``alice`` -> (alice, None); ``alice+large`` -> (alice, large); else BadLoginName."""
     user, plus, profile = login.partition("+")
-    if not USER.match(user):
+    if not USER.fullmatch(user):
         raise BadLoginName("not a hub user name")
-    if plus and not PROFILE.match(profile):
+    if plus and not PROFILE.fullmatch(profile):
         raise BadLoginName("not a profile name after '+'")
     return LoginName(user, profile if plus else None)
 

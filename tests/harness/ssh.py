@@ -1,0 +1,123 @@
+"""SSH clients for tests: Debian's OpenSSH (ssh, sftp, scp, rsync through sshpass) and
+asyncssh, against af-ssh; and af-ssh processes started by a test itself."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from .processes import ManagedProcess
+
+# never ask, never remember, only the password (the hub token)
+OPENSSH_OPTIONS = [
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "PubkeyAuthentication=no",
+    "-o",
+    "PreferredAuthentications=password",
+    "-o",
+    "NumberOfPasswordPrompts=1",
+    "-o",
+    "LogLevel=ERROR",
+]
+
+
+def hub_token(
+    s: requests.Session,
+    hub_url: str,
+    name: str,
+    scopes: list[str] | None = None,
+    expires_in: int | None = None,
+) -> str:
+    """A new API token of ``name``, as from /hub/token (all their permissions unless
+    ``scopes`` says otherwise)."""
+    body: dict = {"note": "ssh test"}
+    if scopes is not None:
+        body["scopes"] = scopes
+    if expires_in is not None:
+        body["expires_in"] = expires_in
+    r = s.post(f"{hub_url}/hub/api/users/{name}/tokens", json=body, timeout=10)
+    r.raise_for_status()
+    return r.json()["token"]
+
+
+def wait_for_port(port: int, timeout: float = 60, alive=lambda: True, describe=lambda: "") -> None:
+    """Until something accepts TCP connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"process died before port {port} opened\n{describe()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s\n{describe()}")
+
+
+def openssh(
+    tool: str,
+    port: int,
+    token: str,
+    args: list[str],
+    *,
+    input: bytes | None = None,
+    timeout: float = 180,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess:
+    """Run ``ssh``/``sftp``/``scp`` with the token as the password (through sshpass -e,
+    so it is on no command line)."""
+    port_flag = "-p" if tool == "ssh" else "-P"
+    cmd = ["sshpass", "-e", tool, port_flag, str(port), *OPENSSH_OPTIONS, *args]
+    return subprocess.run(
+        cmd,
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        env={**os.environ, "SSHPASS": token},
+        cwd=cwd,
+    )
+
+
+def rsync(port: int, token: str, args: list[str], timeout: float = 180):
+    """rsync over ``ssh -p port`` with the token as the password."""
+    shell = " ".join(["sshpass", "-e", "ssh", "-p", str(port), *OPENSSH_OPTIONS])
+    return subprocess.run(
+        ["rsync", "-e", shell, *args],
+        capture_output=True,
+        timeout=timeout,
+        env={**os.environ, "SSHPASS": token},
+    )
+
+
+def start_af_ssh(workdir: Path, hub_url: str, port: int, *args: str, env=None) -> ManagedProcess:
+    """An af-ssh process of the test's own (not the hub's), on ``port``, logging to
+    ``workdir/af-ssh.log``; returns once it listens."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "jhub_af.ssh",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--hub-url={hub_url}",
+        f"--hub-api-url={hub_url}/hub/api",
+        f"--host-key-file={workdir / 'ssh_host_ed25519_key'}",
+        *args,
+    ]
+    process = ManagedProcess(cmd, log=workdir / "af-ssh.log", cwd=workdir, env=env)
+    try:
+        wait_for_port(port, 60, process.alive, process.log_tail)
+    except Exception:
+        process.stop()
+        raise
+    return process

@@ -64,6 +64,9 @@ class LoginChecker:
             return self._fail(source, None, who, str(e))
         if self.per_user.locked(name.user):
             self.log.warning("SSH login refused: %s: too many failures for this user", who)
+            # hammering a locked name counts against the source (but asks no hub)
+            if self.per_source.failed(source):
+                self.log.warning("SSH: source %s locked out after repeated failures", source)
             return None
         if not TOKEN.fullmatch(password):
             return self._fail(source, name.user, who, "the password is not a hub token")

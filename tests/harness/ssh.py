@@ -14,12 +14,10 @@ import requests
 
 from .processes import ManagedProcess
 
-# never ask, never remember, only the password (the hub token)
+# only the password (the hub token); with HOST_KEY_UNCHECKED: never ask, never remember
+HOST_KEY_UNCHECKED = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
 OPENSSH_OPTIONS = [
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
+    *HOST_KEY_UNCHECKED,
     "-o",
     "PubkeyAuthentication=no",
     "-o",
@@ -73,11 +71,22 @@ def openssh(
     input: bytes | None = None,
     timeout: float = 180,
     cwd: Path | None = None,
+    known_hosts: Path | None = None,
 ) -> subprocess.CompletedProcess:
     """Run ``ssh``/``sftp``/``scp`` with the token as the password (through sshpass -e,
-    so it is on no command line)."""
+    so it is on no command line). With ``known_hosts``, the host key is checked
+    against that file (and added to it the first time)."""
     port_flag = "-p" if tool == "ssh" else "-P"
-    cmd = ["sshpass", "-e", tool, port_flag, str(port), *OPENSSH_OPTIONS, *args]
+    options = OPENSSH_OPTIONS
+    if known_hosts is not None:
+        options = [
+            "-o",
+            f"UserKnownHostsFile={known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+            *OPENSSH_OPTIONS[len(HOST_KEY_UNCHECKED) :],
+        ]
+    cmd = ["sshpass", "-e", tool, port_flag, str(port), *options, *args]
     return subprocess.run(
         cmd,
         input=input,

@@ -142,13 +142,13 @@ def prepare(
     if login == "iam":
         check_iam_options(issuer, client_id, client_secret_file)
     check_port(ip, port)
-    if ssh_port == port:
-        raise DemoError(f"--ssh-port {ssh_port} is the same as --port; pick another one.")
-    check_port(ip, ssh_port, "--ssh-port")
     package_root = Path(jhub_af.__file__).resolve().parent.parent
     proxy_command = find_proxy_command([Path.cwd(), package_root])
     if data_dir.exists() and not data_dir.is_dir():
         raise DemoError(f"--data-dir {data_dir} is a file; give a directory for the demo's state.")
+    if ssh_port == port:
+        raise DemoError(f"--ssh-port {ssh_port} is the same as --port; pick another one.")
+    check_port(ip, ssh_port, "--ssh-port")
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:

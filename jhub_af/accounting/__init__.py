@@ -1,1 +1,49 @@
-"""af-accounting: quota policy, usage ledger, reservations (built by its own issue)."""
+"""af-accounting: the one place where quota decisions are made and usage is recorded.
+
+- :mod:`.policy`: the quota model (``QuotaPolicy``), the resolution rule, decisions.
+- :mod:`.ledger`: reservations and usage intervals (SQLite or PostgreSQL, Alembic).
+- :mod:`.service`: the JupyterHub service ``af-accounting`` (REST API, pages, /metrics).
+- :mod:`.client`: ``AccountingClient`` for the hub and the Dask Gateway.
+- :mod:`.spawn`: the small interface a spawner calls (``reserve_for_spawn`` ...).
+- :mod:`.hubconfig`: the hub config that runs the service (services, roles, scopes).
+"""
+
+from .client import (
+    AccountingClient,
+    AccountingRefused,
+    AccountingUnavailable,
+    QuotaDenied,
+    Reservation,
+)
+from .handlers import ACCOUNTING_SCOPES, READ_SCOPE, RESERVE_SCOPE
+from .hubconfig import accounting_hub_config
+from .policy import QuotaPolicy, decide, effective_limits
+from .spawn import (
+    AccountingSpawnerMixin,
+    confirm_spawn,
+    heartbeat_for_spawn,
+    release_for_spawn,
+    reserve_for_spawn,
+    resources_for_selection,
+)
+
+__all__ = [
+    "ACCOUNTING_SCOPES",
+    "READ_SCOPE",
+    "RESERVE_SCOPE",
+    "AccountingClient",
+    "AccountingRefused",
+    "AccountingSpawnerMixin",
+    "AccountingUnavailable",
+    "QuotaDenied",
+    "QuotaPolicy",
+    "Reservation",
+    "accounting_hub_config",
+    "confirm_spawn",
+    "decide",
+    "effective_limits",
+    "heartbeat_for_spawn",
+    "release_for_spawn",
+    "reserve_for_spawn",
+    "resources_for_selection",
+]

@@ -323,7 +323,8 @@ def decide(
             continue
         reason = key.split(":")[0]
         tail = f"you are using {_number(key, used)}" if used else "you are using none"
-        asked = f" and asked for {_number(key, amount)} more" if amount != 1 else ""
+        counted = reason in ("servers", "gpus", "dask_clusters", "dask_workers")
+        asked = "" if counted and amount == 1 else f" and asked for {_number(key, amount)} more"
         message = f"{limit_sentence(key, limit, period)}; {tail}{asked}. {ADVICE}"
         if limit.value == 0:
             message = f"{limit_sentence(key, limit, period)}. {ZERO_ADVICE}"

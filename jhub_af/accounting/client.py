@@ -1,0 +1,171 @@
+"""The client the hub and the Dask Gateway use to ask af-accounting for reservations.
+
+``AccountingClient`` (traitlets, so ``c.AccountingClient.*`` configures it in
+the hub's config) speaks the REST API. When the service cannot be reached:
+
+- fail closed (the default): :class:`AccountingUnavailable`, with a message a
+  physicist can read; nothing starts;
+- fail open (``fail_open = True``): a warning in the log and a
+  :class:`Reservation` with ``id=None``; the next reconcile records what runs.
+
+A refusal is :class:`QuotaDenied`, an HTTP 403 whose message names the limit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from traitlets import Bool, Float, Unicode
+from traitlets.config import LoggingConfigurable
+
+UNREACHABLE = (
+    "The facility's quota service cannot be reached, so nothing can be started right now. "
+    "Try again in a few minutes; if it lasts, tell the facility's admins."
+)
+
+
+class QuotaDenied(web.HTTPError):
+    """403: the reservation would exceed a limit; ``message`` names it."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(403, "%s", message, reason="Quota exceeded")
+        self.message = message
+        self.quota_reason = reason
+        # JupyterHub shows this on the spawn-pending page instead of a traceback
+        self.jupyterhub_message = message
+
+
+class AccountingUnavailable(web.HTTPError):
+    """503: the service is unreachable (or its database is) and the client fails closed."""
+
+    def __init__(self, message: str = UNREACHABLE):
+        super().__init__(503, "%s", message, reason="Quota service unavailable")
+        self.message = message
+        self.jupyterhub_message = message
+
+
+class AccountingRefused(web.HTTPError):
+    """Another refusal from the service (bad request, not yours, replayed release)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(status, "%s", message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A granted reservation; ``id`` is None when the client failed open."""
+
+    id: str | None
+    user: str
+    kind: str
+    resources: dict = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def degraded(self) -> bool:
+        return self.id is None
+
+
+class AccountingClient(LoggingConfigurable):
+    url = Unicode(
+        "",
+        config=True,
+        help="""
+        The af-accounting API, e.g. http://127.0.0.1:10101/services/af-accounting/api/v1/
+        (the service's own address, or the hub's public URL + /services/af-accounting/api/v1/).
+        """,
+    )
+    api_token = Unicode(
+        "",
+        config=True,
+        help="""
+        A hub token with the scope custom:jhub-af:accounting-reserve (and
+        access:services!service=af-accounting): the api_token of a token-only service
+        such as af-spawner, or the Dask Gateway's. Never logged.
+        """,
+    )
+    fail_open = Bool(
+        False,
+        config=True,
+        help="""
+        What to do when the service cannot be reached. False (the default): refuse to
+        start anything, with a clear message (fail closed). True: start anyway, log a
+        warning, and let the service's reconcile with the hub record the server later.
+        """,
+    )
+    timeout = Float(10.0, config=True, help="Seconds to wait for the service (default 10).")
+
+    async def _call(self, method: str, path: str, body: dict | None = None) -> dict:
+        if not self.url:
+            raise AccountingUnavailable("AccountingClient.url is not set; tell the admins.")
+        request = HTTPRequest(
+            self.url.rstrip("/") + "/" + path,
+            method=method,
+            headers={
+                "Authorization": f"token {self.api_token}",
+                "Content-Type": "application/json",
+            },
+            body=json.dumps(body) if body is not None else (b"" if method == "POST" else None),
+            request_timeout=self.timeout,
+            connect_timeout=self.timeout,
+            allow_nonstandard_methods=True,
+        )
+        try:
+            response = await AsyncHTTPClient().fetch(request)
+        except HTTPClientError as e:
+            if e.code == 599 or e.response is None:
+                raise AccountingUnavailable() from None
+            try:
+                data = json.loads(e.response.body)
+                message = data.get("error", "")
+            except (ValueError, AttributeError):
+                data, message = {}, e.response.body[:200].decode("utf8", "replace")
+            if e.code == 403 and "reason" in data:
+                raise QuotaDenied(message, data["reason"]) from None
+            if e.code in (502, 503, 504):
+                raise AccountingUnavailable() from None
+            raise AccountingRefused(e.code, message) from None
+        except OSError:
+            raise AccountingUnavailable() from None
+        return json.loads(response.body)
+
+    async def reserve(self, user: str, kind: str, resources: dict, server: str = "") -> Reservation:
+        body = {"user": user, "kind": kind, "resources": resources, "server": server}
+        try:
+            data = await self._call("POST", "reservations", body)
+        except AccountingUnavailable:
+            if not self.fail_open:
+                raise
+            self.log.warning(
+                "af-accounting unreachable: starting %s of %s without a reservation (fail-open)",
+                kind,
+                user,
+            )
+            return Reservation(None, user, kind, resources)
+        for warning in data.get("warnings", []):
+            self.log.info("Quota warning for %s: %s", user, warning)
+        return Reservation(data["id"], user, kind, data["resources"], tuple(data["warnings"]))
+
+    async def _follow_up(self, method: str, path: str, rid: str | None) -> dict | None:
+        if rid is None:
+            return None  # a fail-open start: nothing to confirm, renew or release
+        try:
+            return await self._call(method, path)
+        except AccountingUnavailable:
+            if not self.fail_open:
+                raise
+            self.log.warning("af-accounting unreachable for %s %s (fail-open)", method, path)
+            return None
+
+    async def confirm(self, rid: str | None) -> dict | None:
+        return await self._follow_up("POST", f"reservations/{rid}/confirm", rid)
+
+    async def heartbeat(self, rid: str | None) -> dict | None:
+        return await self._follow_up("POST", f"reservations/{rid}/heartbeat", rid)
+
+    async def release(self, rid: str | None) -> dict | None:
+        return await self._follow_up("DELETE", f"reservations/{rid}", rid)

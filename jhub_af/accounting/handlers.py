@@ -1,0 +1,247 @@
+"""The REST API under ``/services/af-accounting/api/v1/``.
+
+Who may do what (checked on every handler, from the hub's answer about the
+token, never from the request body):
+
+- ``POST reservations``, ``POST reservations/{id}/confirm``,
+  ``POST reservations/{id}/heartbeat``, ``DELETE reservations/{id}``: tokens with
+  the scope ``custom:jhub-af:accounting-reserve`` (the hub's spawner, the Dask
+  Gateway). Only the service that made a reservation may change it.
+- ``GET usage/me``, ``GET policy/me``: any signed-in user (JupyterHub OAuth or a
+  user's token).
+- ``GET usage/users/{name}``: that user, admins, members of
+  ``AccountingService.admin_groups``, and tokens with
+  ``custom:jhub-af:accounting-read``. ``GET usage/groups/{group}``: the last three.
+
+Answers are JSON; errors are ``{"error": message}``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+
+from jupyterhub.services.auth import HubOAuthenticated, UserNotAllowed
+from tornado import web
+
+from .hubapi import HubUnavailable
+from .ledger import LedgerError, LedgerUnavailable
+from .resources import BadRequest, parse_request
+
+RESERVE_SCOPE = "custom:jhub-af:accounting-reserve"
+READ_SCOPE = "custom:jhub-af:accounting-read"
+ACCOUNTING_SCOPES = {
+    RESERVE_SCOPE: {
+        "description": "Make, confirm, renew and release quota reservations for any user "
+        "(the hub's spawner and the Dask Gateway).",
+    },
+    READ_SCOPE: {"description": "Read every user's and group's usage and the metrics."},
+}
+UNAVAILABLE = (
+    "The accounting database is busy or cannot be reached, so nothing was recorded. "
+    "Try again in a minute; if it lasts, tell the facility's admins."
+)
+HUB_UNAVAILABLE = "The hub cannot be asked who you are right now; try again in a minute."
+MAX_BODY = 64 * 1024
+
+
+class BaseHandler(HubOAuthenticated, web.RequestHandler):
+    """Identifies the caller with the hub (cookie or token) before any handler runs."""
+
+    @property
+    def service(self):
+        return self.settings["accounting"]
+
+    async def prepare(self):
+        self._hub_auth_user_cache = None
+        try:
+            model = await self.hub_auth.get_user(self, sync=False)
+        except web.HTTPError:
+            raise
+        if model:
+            try:
+                self._hub_auth_user_cache = self.check_hub_user(model)
+            except UserNotAllowed:
+                self._hub_auth_user_cache = None
+
+    def get_current_user(self):
+        return self._hub_auth_user_cache
+
+    @property
+    def scopes(self) -> set[str]:
+        return set((self.current_user or {}).get("scopes", []))
+
+    def check_xsrf_cookie(self):
+        # token-authenticated API calls carry no cookie; the browser only GETs
+        if self.request.method in ("GET", "HEAD"):
+            return None
+        return super().check_xsrf_cookie()
+
+    async def sees_all(self) -> bool:
+        """Admins, members of the admin groups, and tokens with the read scope."""
+        caller = self.current_user
+        if caller is None:
+            return False
+        if READ_SCOPE in self.scopes:
+            return True
+        if caller.get("kind", "user") != "user":
+            return False
+        try:
+            model = await self.service.hub.user(caller["name"])
+        except HubUnavailable:
+            raise web.HTTPError(503, HUB_UNAVAILABLE) from None
+        if not model:
+            return False
+        admin_groups = set(self.service.admin_groups)
+        return bool(model.get("admin")) or bool(admin_groups & set(model.get("groups") or []))
+
+
+class APIHandler(BaseHandler):
+    def set_default_headers(self):
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+
+    def check_xsrf_cookie(self):
+        # the API is called with tokens (Authorization header), which XSRF cannot forge;
+        # a cookie alone is refused for changes by require_scope below
+        return None
+
+    def write_error(self, status_code, **kwargs):
+        message = self._reason
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, web.HTTPError) and exc.log_message:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        self.finish(json.dumps({"error": message}))
+
+    def fail(self, status: int, message: str, **extra):
+        self.set_status(status)
+        self.finish(json.dumps({"error": message, **extra}))
+
+    def require_user(self) -> dict:
+        if self.current_user is None:
+            raise web.HTTPError(403, "Sign in to the hub, or send a hub token for this service.")
+        return self.current_user
+
+    def require_scope(self, scope: str) -> str:
+        caller = self.require_user()
+        if scope not in self.scopes or not self.request.headers.get("Authorization"):
+            raise web.HTTPError(403, f"This token lacks the scope {scope}.")
+        return caller["name"]
+
+    def body(self):
+        if len(self.request.body) > MAX_BODY:
+            raise BadRequest("The request body is too large.")
+        try:
+            return json.loads(self.request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("The request body is not valid JSON.") from None
+
+    async def ledger(self, fn, *args, **kwargs):
+        return await self.service.in_thread(fn, *args, **kwargs)
+
+
+class ReservationsHandler(APIHandler):
+    async def post(self):
+        client = self.require_scope(RESERVE_SCOPE)
+        started = time.perf_counter()
+        try:
+            await self._reserve(client)
+        finally:
+            self.service.metrics.decision_seconds.observe(time.perf_counter() - started)
+
+    async def _reserve(self, client: str):
+        denied = self.service.metrics.denied
+        try:
+            request = parse_request(self.body())
+        except BadRequest as e:
+            denied.labels("invalid").inc()
+            return self.fail(400, str(e))
+        try:
+            decision, row = await self.service.reserve(request, client)
+        except LookupError as e:
+            denied.labels("unknown_user").inc()
+            return self.fail(404, str(e))
+        except (LedgerUnavailable, HubUnavailable):
+            denied.labels("unavailable").inc()
+            return self.fail(503, UNAVAILABLE)
+        if not decision.granted:
+            denied.labels(decision.reason).inc()
+            return self.fail(403, decision.message, reason=decision.reason)
+        self.service.metrics.granted.labels(request.kind).inc()
+        self.set_status(201)
+        self.finish(json.dumps({**row.as_json(), "warnings": list(decision.warnings)}))
+
+
+class ReservationHandler(APIHandler):
+    async def _change(self, rid: str, action: str):
+        client = self.require_scope(RESERVE_SCOPE)
+        svc = self.service
+        fn = {
+            "confirm": lambda: svc.ledger.confirm(rid, client, ttl=svc.heartbeat_ttl),
+            "heartbeat": lambda: svc.ledger.heartbeat(rid, client, ttl=svc.heartbeat_ttl),
+            "release": lambda: svc.ledger.release(rid, client),
+        }[action]
+        try:
+            row = await self.ledger(fn)
+        except LedgerError as e:
+            return self.fail(e.status, str(e))
+        except LedgerUnavailable:
+            return self.fail(503, UNAVAILABLE)
+        self.finish(json.dumps(row.as_json()))
+
+    async def post(self, rid: str, action: str):
+        await self._change(rid, action)
+
+    async def delete(self, rid: str):
+        await self._change(rid, "release")
+
+
+def _date(text: str | None, name: str) -> float | None:
+    if not text:
+        return None
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequest(f"{name} must be a date like 2026-11-01.") from None
+    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
+
+
+class UsageHandler(APIHandler):
+    async def get(self, who: str, name: str | None = None):
+        caller = self.require_user()
+        if who == "me":
+            if caller.get("kind", "user") != "user":
+                return self.fail(400, "usage/me is for users; ask for usage/users/{name}.")
+            name = caller["name"]
+        elif not (who == "users" and name == caller["name"]) and not await self.sees_all():
+            what = "usage" if who == "users" else "group usage"
+            return self.fail(403, f"You may see only your own usage, not another {what}.")
+        try:
+            since = _date(self.get_argument("since", None), "since")
+            until = _date(self.get_argument("until", None), "until")
+        except BadRequest as e:
+            return self.fail(400, str(e))
+        try:
+            if who == "groups":
+                if not await self.service.hub.group_exists(name):
+                    return self.fail(404, f"Unknown group {name}: the hub has no such group.")
+                report = await self.service.group_report(name, since, until)
+            else:
+                report = await self.service.user_report(name, since, until)
+        except LookupError as e:
+            return self.fail(404, str(e))
+        except (LedgerUnavailable, HubUnavailable):
+            return self.fail(503, UNAVAILABLE)
+        self.finish(json.dumps(report))
+
+
+class PolicyHandler(APIHandler):
+    async def get(self):
+        caller = self.require_user()
+        if caller.get("kind", "user") != "user":
+            return self.fail(400, "policy/me is for users.")
+        try:
+            self.finish(json.dumps(await self.service.policy_report(caller["name"])))
+        except HubUnavailable:
+            self.fail(503, HUB_UNAVAILABLE)

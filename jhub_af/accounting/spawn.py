@@ -1,0 +1,142 @@
+"""The hub side: what a spawner calls so that every server start goes through af-accounting.
+
+The small interface ProfileSpawner calls (or gets by mixing in
+:class:`AccountingSpawnerMixin` in front of its own bases):
+
+- ``await reserve_for_spawn(spawner, resources)`` before starting anything.
+  ``resources`` is ``{"cores": 2, "memory": "8G", "gpus": {"t4": 1}}``
+  (:func:`resources_for_selection` builds it from a profile selection). It
+  returns a :class:`Reservation` or raises :class:`QuotaDenied` (HTTP 403, the
+  sentence names the limit) or :class:`AccountingUnavailable` (503, fail closed).
+- ``await confirm_spawn(spawner)`` once the server started.
+- ``await release_for_spawn(spawner, reason)`` on stop, on a failed start, and
+  when ``poll`` finds the server gone. It never raises: what it cannot tell the
+  service, the service's reconcile with the hub finds out.
+- ``await heartbeat_for_spawn(spawner)`` from ``poll`` while the server runs.
+
+The reservation id lives in the spawner's state (``accounting_reservation``),
+so a hub restart keeps it. Read it *before* calling the backend's ``stop()`` or
+``poll()``: JupyterHub's local spawners call ``clear_state()`` inside both.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .client import AccountingClient, AccountingRefused, AccountingUnavailable, Reservation
+
+STATE_KEY = "accounting_reservation"
+HEARTBEAT_EVERY = 300.0
+_clients: dict[int, AccountingClient] = {}
+
+
+def client_for(spawner) -> AccountingClient:
+    """One AccountingClient per hub config (``c.AccountingClient.*``)."""
+    key = id(spawner.config)
+    if key not in _clients:
+        _clients[key] = AccountingClient(config=spawner.config, log=spawner.log)
+    return _clients[key]
+
+
+def resources_for_selection(selection) -> dict:
+    """Reservation resources from a ProfileSpawner selection (cores, memory, profile's GPUs)."""
+    profile = selection.profile
+    gpus = {profile.gpu_type: profile.gpu_count} if getattr(profile, "gpu_count", 0) else {}
+    return {"cores": selection.cores, "memory": selection.memory, "gpus": gpus}
+
+
+async def reserve_for_spawn(spawner, resources: dict) -> Reservation:
+    reservation = await client_for(spawner).reserve(
+        spawner.user.name, "server", resources, server=spawner.name or ""
+    )
+    spawner.accounting_reservation_id = reservation.id
+    spawner.log.info("Reservation %s for %s granted", reservation.id, spawner._log_name)
+    spawner._accounting_beat = time.monotonic()
+    return reservation
+
+
+async def confirm_spawn(spawner) -> None:
+    await client_for(spawner).confirm(getattr(spawner, "accounting_reservation_id", None))
+
+
+async def release_for_spawn(spawner, reason: str = "stopped") -> None:
+    rid = getattr(spawner, "accounting_reservation_id", None)
+    spawner.accounting_reservation_id = None
+    if rid is None:
+        return
+    spawner.log.info("Releasing reservation %s of %s (%s)", rid, spawner._log_name, reason)
+    try:
+        await client_for(spawner).release(rid)
+    except (AccountingUnavailable, AccountingRefused) as e:
+        spawner.log.warning(
+            "Could not release reservation %s of %s (%s): %s; the next reconcile will close it",
+            rid,
+            spawner.user.name,
+            reason,
+            e.log_message % e.args if e.args else e,
+        )
+
+
+async def heartbeat_for_spawn(spawner) -> None:
+    rid = getattr(spawner, "accounting_reservation_id", None)
+    last = getattr(spawner, "_accounting_beat", 0.0)
+    if rid is None or time.monotonic() - last < HEARTBEAT_EVERY:
+        return
+    spawner._accounting_beat = time.monotonic()
+    try:
+        await client_for(spawner).heartbeat(rid)
+    except (AccountingUnavailable, AccountingRefused) as e:
+        spawner.log.warning("Heartbeat of reservation %s failed: %s", rid, e)
+
+
+class AccountingSpawnerMixin:
+    """Put in front of a spawner's bases; implement ``accounting_resources()``."""
+
+    accounting_reservation_id: str | None = None
+
+    def accounting_resources(self) -> dict:
+        raise NotImplementedError("the spawner must say what its server uses")
+
+    async def start(self):
+        await reserve_for_spawn(self, self.accounting_resources())
+        try:
+            result = await super().start()
+        except BaseException:
+            await release_for_spawn(self, "start failed")
+            raise
+        await confirm_spawn(self)
+        return result
+
+    # LocalProcessSpawner (and others) call clear_state() inside their own stop() and
+    # poll(): keep the id from before the call, or the release would have nothing to send
+    async def stop(self, now=False):
+        rid = self.accounting_reservation_id
+        try:
+            return await super().stop(now=now)
+        finally:
+            self.accounting_reservation_id = rid
+            await release_for_spawn(self, "stopped")
+
+    async def poll(self):
+        rid = self.accounting_reservation_id
+        status = await super().poll()
+        self.accounting_reservation_id = rid
+        if status is None:
+            await heartbeat_for_spawn(self)
+        else:
+            await release_for_spawn(self, "gone")
+        return status
+
+    def get_state(self):
+        state = super().get_state()
+        if self.accounting_reservation_id:
+            state[STATE_KEY] = self.accounting_reservation_id
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.accounting_reservation_id = state.get(STATE_KEY) or None
+
+    def clear_state(self):
+        super().clear_state()
+        self.accounting_reservation_id = None

@@ -1,0 +1,104 @@
+"""A real hub running af-accounting, for the accounting tests: users, policy, a spawner
+that reserves through jhub_af.accounting.spawn, and a second reserving client."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import requests
+from harness import free_port, local_spawner_config
+
+USERS = {
+    "alice": {"groups": ["/atlas", "/atlas/users"]},
+    "bob": {"groups": ["/cms", "/cms/gpu"]},
+    "dave": {"groups": ["/atlas"]},
+    "olga": {"groups": ["/atlas", "/atlas/admins"]},
+    "admin": {"groups": ["/atlas"], "admin": True},
+}
+POLICY = {
+    "defaults": {"servers": 1, "cores": 1, "memory": "2G", "gpus": {"*": 0}, "core_hours": 200},
+    "groups": {
+        "/atlas/users": {"cores": 2, "core_hours": 500},
+        "/cms/gpu": {"gpus": {"t4": 1}, "gpu_hours": 50},
+    },
+    "users": {"dave": {"servers": 3, "cores": 100}, "bob": {"servers": 2, "cores": 4}},
+    "group_totals": {"/atlas": {"servers": 50}},
+}
+# what each user's server asks for (the stand-in for a profile)
+RESOURCES = {"bob": {"cores": 1, "memory": "1G", "gpus": {"t4": 1}}}
+GATEWAY_TOKEN = "gateway-" + "0" * 40
+
+
+def accounting_config(workdir: Path, policy: dict = POLICY, **kw) -> str:
+    port = free_port()
+    return (
+        local_spawner_config(str(workdir / "home" / "{username}"))
+        + f"""
+import json
+from jupyterhub.spawner import SimpleLocalProcessSpawner
+from jhub_af.accounting import AccountingSpawnerMixin, RESERVE_SCOPE, accounting_hub_config
+from jhub_af.demo import DemoAuthenticator
+from jhub_af.demo.parts import add_roles
+
+RESOURCES = json.loads({json.dumps(json.dumps(RESOURCES))})
+
+class AccountedSpawner(AccountingSpawnerMixin, SimpleLocalProcessSpawner):
+    def accounting_resources(self):
+        return RESOURCES.get(self.user.name, {{"cores": 1, "memory": "1G"}})
+
+c.JupyterHub.spawner_class = AccountedSpawner
+c.JupyterHub.allow_named_servers = True
+c.JupyterHub.authenticator_class = DemoAuthenticator
+c.DemoAuthenticator.demo_users = json.loads({json.dumps(json.dumps(USERS))})
+c.DemoAuthenticator.allowed_vos = ["/atlas", "/cms"]
+c.Authenticator.admin_users = {{"admin"}}
+roles = accounting_hub_config(
+    c,
+    data_dir={str(workdir / "accounting")!r},
+    port={port},
+    policy=json.loads({json.dumps(json.dumps(policy))}),
+    admin_groups=["/atlas/admins"],
+    service_settings=json.loads({json.dumps(json.dumps(kw))}),
+)
+c.JupyterHub.services.append({{"name": "gateway-test", "api_token": {GATEWAY_TOKEN!r}}})
+roles.append({{"name": "gateway-test", "services": ["gateway-test"],
+              "scopes": [RESERVE_SCOPE, "access:services!service=af-accounting"]}})
+add_roles(c, roles)
+"""
+    )
+
+
+def api(hub_url: str) -> str:
+    return f"{hub_url}/services/af-accounting/api/v1"
+
+
+def spawner_token(workdir: Path) -> str:
+    return (workdir / "accounting" / "af-spawner-token").read_text().strip()
+
+
+def user_token(session: requests.Session, hub_url: str, name: str) -> str:
+    r = session.post(f"{hub_url}/hub/api/users/{name}/tokens", json={"note": "test"}, timeout=30)
+    r.raise_for_status()
+    return r.json()["token"]
+
+
+def auth(token: str) -> dict:
+    return {"Authorization": f"token {token}"}
+
+
+def wait_for_service(hub_url: str, token: str, timeout: float = 60) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            r = requests.get(f"{api(hub_url)}/policy/me", headers=auth(token), timeout=5)
+            if r.status_code == 200:
+                return
+            last = f"HTTP {r.status_code} {r.text[:200]}"
+        except requests.RequestException as e:
+            last = e
+        time.sleep(0.3)
+    raise TimeoutError(f"af-accounting did not answer: {last}")

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import requests
-from harness import free_port, local_spawner_config
+from harness import free_port, local_spawner_config, login
 
 USERS = {
     "alice": {"groups": ["/atlas", "/atlas/users"]},
@@ -102,3 +103,23 @@ def wait_for_service(hub_url: str, token: str, timeout: float = 60) -> None:
             last = e
         time.sleep(0.3)
     raise TimeoutError(f"af-accounting did not answer: {last}")
+
+
+@pytest.fixture(scope="module")
+def facility(hub_factory, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("acct")
+    hub = hub_factory(accounting_config(workdir, db_busy_timeout=1.0))
+    sessions = {
+        name: login(hub.url, name, "demo") for name in ("alice", "bob", "dave", "olga", "admin")
+    }
+    tokens = {name: user_token(s, hub.url, name) for name, s in sessions.items()}
+    wait_for_service(hub.url, tokens["alice"])
+    return {
+        "hub": hub,
+        "url": hub.url,
+        "api": api(hub.url),
+        "db": workdir / "accounting" / "af-accounting.sqlite",
+        "sessions": sessions,
+        "tokens": tokens,
+        "spawner": spawner_token(workdir),
+    }

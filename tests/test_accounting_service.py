@@ -14,38 +14,11 @@ from urllib.parse import quote
 import psutil
 import pytest
 import requests
-from accounting_hub import (
-    GATEWAY_TOKEN,
-    accounting_config,
-    api,
-    auth,
-    spawner_token,
-    user_token,
-    wait_for_service,
-)
-from harness import login, spawn_server, stop_server
+from accounting_hub import GATEWAY_TOKEN, auth, facility, wait_for_service
+from harness import spawn_server, stop_server
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def facility(hub_factory, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("acct")
-    hub = hub_factory(accounting_config(workdir))
-    sessions = {
-        name: login(hub.url, name, "demo") for name in ("alice", "bob", "dave", "olga", "admin")
-    }
-    tokens = {name: user_token(s, hub.url, name) for name, s in sessions.items()}
-    wait_for_service(hub.url, tokens["alice"])
-    return {
-        "hub": hub,
-        "url": hub.url,
-        "api": api(hub.url),
-        "db": workdir / "accounting" / "af-accounting.sqlite",
-        "sessions": sessions,
-        "tokens": tokens,
-        "spawner": spawner_token(workdir),
-    }
+__all__ = ["facility"]  # the module's hub, a fixture
 
 
 def rows(facility, where: str = "1=1") -> list[tuple]:

@@ -1,0 +1,170 @@
+"""AccountingClient and the spawner interface against a real af-accounting behind a real
+hub: grants, refusals naming the limit, replayed releases, fail-closed and fail-open
+when the service is unreachable, a locked database, and 200 concurrent HTTP requests."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
+
+import pytest
+import requests
+from accounting_hub import auth, facility
+from harness import free_port
+from traitlets.config import Config
+
+from jhub_af.accounting import (
+    AccountingClient,
+    AccountingRefused,
+    AccountingUnavailable,
+    QuotaDenied,
+    release_for_spawn,
+    reserve_for_spawn,
+)
+from jhub_af.accounting.spawn import client_for
+
+pytestmark = pytest.mark.integration
+__all__ = ["facility"]  # the module's hub, a fixture
+
+
+def client(facility, **kw) -> AccountingClient:
+    return AccountingClient(url=facility["api"] + "/", api_token=facility["spawner"], **kw)
+
+
+async def test_client_reserve_confirm_release(facility):
+    c = client(facility)
+    r = await c.reserve("olga", "server", {"cores": 1, "memory": "1G"}, server="c1")
+    assert r.id and not r.degraded and r.resources["cores"] == 1
+    assert (await c.confirm(r.id))["state"] == "active"
+    assert (await c.heartbeat(r.id))["state"] == "active"
+    assert (await c.release(r.id))["state"] == "released"
+    with pytest.raises(AccountingRefused) as e:
+        await c.release(r.id)
+    assert (e.value.status_code, e.value.message) == (
+        409,
+        f"Reservation {r.id} is already released.",
+    )
+
+
+async def test_client_denial_is_a_403_naming_the_limit(facility):
+    c = client(facility)
+    first = await c.reserve("olga", "server", {"cores": 1, "memory": "1G"}, server="d1")
+    with pytest.raises(QuotaDenied) as e:
+        await c.reserve("olga", "server", {"cores": 1, "memory": "1G"}, server="d2")
+    assert e.value.status_code == 403
+    assert e.value.quota_reason == "servers"
+    assert e.value.message.startswith(
+        "The facility's default quota lets you run 1 server at a time; you are using 1."
+    )
+    await c.release(first.id)
+
+
+@pytest.mark.parametrize("fail_open", [False, True])
+async def test_unreachable_service_fails_closed_or_open(fail_open, caplog):
+    c = AccountingClient(
+        url=f"http://127.0.0.1:{free_port()}/api/v1/",
+        api_token="secret-tok",
+        fail_open=fail_open,
+        timeout=2,
+    )
+    if not fail_open:
+        with pytest.raises(AccountingUnavailable) as e:
+            await c.reserve("alice", "server", {"cores": 1})
+        assert e.value.status_code == 503
+        assert e.value.message.startswith(
+            "The facility's quota service cannot be reached, so nothing can be started"
+        )
+        return
+    r = await c.reserve("alice", "server", {"cores": 1})
+    assert r.degraded and r.id is None
+    assert await c.confirm(r.id) is None and await c.release(r.id) is None
+    assert "starting server of alice without a reservation (fail-open)" in caplog.text
+    assert "secret-tok" not in caplog.text
+
+
+async def test_reserve_for_spawn_and_release_through_the_interface(facility):
+    config = Config()
+    config.AccountingClient.url = facility["api"] + "/"
+    config.AccountingClient.api_token = facility["spawner"]
+    import logging
+
+    spawner = SimpleNamespace(
+        config=config,
+        log=logging.getLogger("test"),
+        name="iface",
+        user=SimpleNamespace(name="olga"),
+        _log_name="olga:iface",
+    )
+    assert client_for(spawner) is client_for(spawner)
+    reservation = await reserve_for_spawn(spawner, {"cores": 1, "memory": "1G"})
+    assert spawner.accounting_reservation_id == reservation.id
+    await release_for_spawn(spawner, "stopped")
+    assert spawner.accounting_reservation_id is None
+    # a second release has nothing left to send and never raises
+    await release_for_spawn(spawner, "stopped")
+    state = requests.get(
+        f"{facility['api']}/usage/users/olga", headers=auth(facility["tokens"]["olga"]), timeout=30
+    ).json()
+    assert reservation.id not in [r["id"] for r in state["running"]]
+
+
+def test_locked_database_answers_503_and_records_nothing(facility):
+    before = (
+        sqlite3.connect(facility["db"]).execute("SELECT count(*) FROM af_reservations").fetchone()
+    )
+    blocker = sqlite3.connect(facility["db"], isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        r = requests.post(
+            f"{facility['api']}/reservations",
+            json={"user": "olga", "kind": "server", "resources": {"cores": 1}},
+            headers=auth(facility["spawner"]),
+            timeout=60,
+        )
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert r.status_code == 503
+    assert r.json() == {
+        "error": "The accounting database is busy or cannot be reached, so "
+        "nothing was recorded. Try again in a minute; if it lasts, tell the "
+        "facility's admins."
+    }
+    after = (
+        sqlite3.connect(facility["db"]).execute("SELECT count(*) FROM af_reservations").fetchone()
+    )
+    assert after == before
+
+
+def test_200_concurrent_http_requests_never_overcommit(facility):
+    # dave may run 3 servers (a user override); 200 requests race for them
+    barrier = threading.Barrier(50)
+
+    def one(i):
+        if i < 50:
+            barrier.wait()
+        r = requests.post(
+            f"{facility['api']}/reservations",
+            json={
+                "user": "dave",
+                "kind": "server",
+                "server": f"race{i}",
+                "resources": {"cores": 1},
+            },
+            headers=auth(facility["spawner"]),
+            timeout=120,
+        )
+        return r.status_code, r.json()
+
+    with ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(one, range(200)))
+    granted = [body["id"] for status, body in results if status == 201]
+    refused = {body["reason"] for status, body in results if status == 403}
+    assert len(granted) == 3 and refused == {"servers"}
+    assert {status for status, _ in results} == {201, 403}
+    for rid in granted:
+        requests.delete(
+            f"{facility['api']}/reservations/{rid}", headers=auth(facility["spawner"]), timeout=30
+        )

@@ -321,7 +321,7 @@ async def test_notebook_bearer_token_file_is_refreshed_after_expiry(hub, alice, 
     code = "import os; p = os.environ['BEARER_TOKEN_FILE']; print(p); print(open(p).read())"
     printed = await run_python(hub.url, "alice", user_api_token(alice, hub.url, "alice"), code)
     path, token = printed.split()
-    assert Path(path) == token_file
+    assert Path(path).resolve() == token_file.resolve()
     assert token == _read(token_file)
     assert _userinfo_ok(idp, token)
 

@@ -50,6 +50,24 @@ def _check_config(args: argparse.Namespace) -> int:
     return status
 
 
+def _usage(args: argparse.Namespace) -> int:
+    from jhub_af.accounting.report import ReportError, parse_day, render, usage_rows
+
+    try:
+        rows = usage_rows(
+            args.db_url,
+            user=args.user,
+            group=args.group,
+            since=parse_day(args.since, "--since") if args.since else None,
+            until=parse_day(args.until, "--until") if args.until else None,
+        )
+    except ReportError as e:
+        print(f"jhub-af usage: {e}", file=sys.stderr)
+        return 2
+    print(render(rows, args.format))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jhub-af", description="jhub_af: an analysis facility on JupyterHub."
@@ -105,6 +123,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", nargs="?", default=None, help="a jupyterhub_config.py")
     check.set_defaults(func=_check_config)
+
+    usage = commands.add_parser(
+        "usage",
+        help="core-, GPU- and memory-hours per user and group, from the accounting ledger",
+        description=(
+            "Print usage from af-accounting's ledger (read only): per user and per group, "
+            "this month (UTC) unless --since/--until say otherwise."
+        ),
+    )
+    usage.add_argument("--user", help="only this user")
+    usage.add_argument("--group", help="only this group (e.g. /atlas/users)")
+    usage.add_argument("--since", help="first day counted, e.g. 2026-11-01 (default: month start)")
+    usage.add_argument("--until", help="day after the last counted (default: next month start)")
+    usage.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    usage.add_argument(
+        "--db-url",
+        default="sqlite:///.jhub-af-demo/accounting/af-accounting.sqlite",
+        help="the ledger's database (AccountingService.db_url; default: the demo's)",
+    )
+    usage.set_defaults(func=_usage)
     return parser
 
 

@@ -15,11 +15,14 @@ from pathlib import Path
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 
+from jhub_af.accounting import accounting_hub_config
+from jhub_af.accounting.examples import DEMO_POLICY
 from jhub_af.auth import CUSTOM_SCOPES, IAMAuthenticator, bearer_token_roles
 from jhub_af.spawner import DEMO_PROFILES, ProfileSpawner
 from jhub_af.spawner.examples import NO_CLUSTER
 
 from .authenticator import DemoAuthenticator
+from .launcher import free_loopback_port
 from .settings import DemoSettings
 
 DEMO_VOS = ["/atlas", "/cms"]
@@ -123,7 +126,17 @@ def ssh(c, s: DemoSettings) -> None:
     c.JupyterHub.services = services
 
 
-DEMO_PARTS = (hub, login, notebooks, ssh)
+def accounting(c, s: DemoSettings) -> None:
+    """af-accounting, started by the hub on a free loopback port, with the demo's quotas
+    (alice: 1 server of up to 2 cores; bob: 1 GPU server; monthly core-hour budgets) and
+    its ledger in the data dir. Its pages are in the hub's Services menu."""
+    roles = accounting_hub_config(
+        c, data_dir=s.data_path / "accounting", port=free_loopback_port(), policy=DEMO_POLICY
+    )
+    add_roles(c, roles)
+
+
+DEMO_PARTS = (hub, login, notebooks, ssh, accounting)
 
 
 def configure(c, settings: DemoSettings) -> None:

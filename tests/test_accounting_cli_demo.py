@@ -1,0 +1,198 @@
+"""`jhub-af usage` over a real ledger, the demo's quota policy, and af-accounting in the
+running demo facility."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+
+import pytest
+import requests
+from harness import login
+
+from jhub_af.accounting.examples import DEMO_POLICY
+from jhub_af.accounting.ledger import Ledger
+from jhub_af.accounting.policy import QuotaPolicy, effective_limits
+from jhub_af.accounting.resources import parse_request
+from jhub_af.cli import main
+
+HOUR = 3600.0
+START = datetime(2026, 10, 1, tzinfo=timezone.utc).timestamp()
+
+
+@pytest.fixture
+def ledger_url(tmp_path):
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    ledger = Ledger(url)
+    ledger.upgrade()
+
+    def run(user, groups, cores, gpus, start, hours):
+        req = parse_request(
+            {
+                "user": user,
+                "kind": "server",
+                "server": f"s{start}",
+                "resources": {"cores": cores, "memory": "2G", "gpus": gpus},
+            }
+        )
+        _, r = ledger.reserve(
+            req,
+            groups,
+            "hub",
+            lambda u, g: _granted(),
+            period=(START, START + 31 * 24 * HOUR),
+            now=start,
+        )
+        ledger.confirm(r.id, "hub", ttl=hours * HOUR + 1, now=start)
+        ledger.release(r.id, "hub", now=start + hours * HOUR)
+
+    run("alice", ["/atlas", "/atlas/users"], 2, {}, START + HOUR, 3)
+    run("bob", ["/cms", "/cms/gpu"], 4, {"t4": 1}, START + 5 * HOUR, 2)
+    run("bob", ["/cms", "/cms/gpu"], 1, {}, START - 2 * HOUR, 4)  # half in September
+    ledger.dispose()
+    return url
+
+
+def _granted():
+    from jhub_af.accounting.policy import Decision
+
+    return Decision(True)
+
+
+def usage(capsys, *args) -> tuple[int, str, str]:
+    status = main(["usage", *args])
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def test_usage_table_for_all_users_and_groups(ledger_url, capsys):
+    status, out, _ = usage(
+        capsys, "--db-url", ledger_url, "--since", "2026-10-01", "--until", "2026-11-01"
+    )
+    assert status == 0
+    assert out.splitlines() == [
+        "kind   name          core-hours  GPU-hours  memory GiB-hours",
+        "user   alice         6.00        0.00       6.00",
+        "user   bob           10.00       2.00       8.00",
+        "group  /atlas        6.00        0.00       6.00",
+        "group  /atlas/users  6.00        0.00       6.00",
+        "group  /cms          10.00       2.00       8.00",
+        "group  /cms/gpu      10.00       2.00       8.00",
+    ]
+
+
+def test_usage_json_and_csv_for_one_user_or_group(ledger_url, capsys):
+    _, out, _ = usage(
+        capsys,
+        "--db-url",
+        ledger_url,
+        "--user",
+        "bob",
+        "--since",
+        "2026-10-01",
+        "--until",
+        "2026-11-01",
+        "--format",
+        "json",
+    )
+    assert json.loads(out) == [
+        {
+            "kind": "user",
+            "name": "bob",
+            "core_hours": 10.0,
+            "gpu_hours": 2.0,
+            "memory_gib_hours": 8.0,
+        }
+    ]
+    _, out, _ = usage(
+        capsys,
+        "--db-url",
+        ledger_url,
+        "--group",
+        "/atlas/users",
+        "--since",
+        "2026-10-01",
+        "--until",
+        "2026-11-01",
+        "--format",
+        "csv",
+    )
+    assert out.splitlines() == [
+        "kind,name,core_hours,gpu_hours,memory_gib_hours",
+        "group,/atlas/users,6.0,0.0,6.0",
+    ]
+    # a user with no usage is shown with zeros, not left out
+    _, out, _ = usage(
+        capsys,
+        "--db-url",
+        ledger_url,
+        "--user",
+        "carol",
+        "--since",
+        "2026-10-01",
+        "--until",
+        "2026-11-01",
+        "--format",
+        "csv",
+    )
+    assert out.splitlines()[1] == "user,carol,0.0,0.0,0.0"
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (
+            ["--since", "last tuesday"],
+            "jhub-af usage: --since 'last tuesday' is not a date; write it like 2026-11-01.",
+        ),
+        (
+            ["--since", "2026-11-01", "--until", "2026-10-01"],
+            "jhub-af usage: --until must be after --since.",
+        ),
+    ],
+)
+def test_usage_bad_dates(ledger_url, capsys, args, error):
+    status, out, err = usage(capsys, "--db-url", ledger_url, *args)
+    assert (status, out, err.strip()) == (2, "", error)
+
+
+@pytest.mark.parametrize(
+    ("user", "groups", "key", "value"),
+    [
+        ("alice", ["/atlas", "/atlas/users"], "servers", 1),
+        ("alice", ["/atlas", "/atlas/users"], "cores", 2),
+        ("alice", ["/atlas", "/atlas/users"], "core_hours", 500),
+        ("alice", ["/atlas", "/atlas/users"], "gpus:t4", 0),
+        ("bob", ["/cms", "/cms/gpu"], "servers", 1),
+        ("bob", ["/cms", "/cms/gpu"], "gpus:t4", 1),
+        ("bob", ["/cms", "/cms/gpu"], "core_hours", 300),
+        ("admin", ["/atlas"], "core_hours", None),
+    ],
+)
+def test_demo_policy(user, groups, key, value):
+    limits = effective_limits(QuotaPolicy(**DEMO_POLICY), user, groups, ["t4"])
+    assert limits[key].value == value
+
+
+@pytest.mark.integration
+def test_demo_runs_accounting_with_its_policy(demo_facility):
+    url = demo_facility.url
+    alice = login(url, "alice", "demo")
+    token = alice.post(f"{url}/hub/api/users/alice/tokens", json={}, timeout=30).json()["token"]
+    headers = {"Authorization": f"token {token}"}
+    policy = None
+    for _ in range(100):
+        r = requests.get(
+            f"{url}/services/af-accounting/api/v1/policy/me", headers=headers, timeout=10
+        )
+        if r.status_code == 200:
+            policy = r.json()
+            break
+        time.sleep(0.3)
+    assert policy is not None
+    assert policy["limits"]["cores"] == {"value": 2, "source": "group", "group": "/atlas/users"}
+    assert policy["limits"]["core_hours"]["value"] == 500
+    page = alice.get(f"{url}/services/af-accounting/", timeout=30)
+    assert page.status_code == 200 and "Usage of alice" in page.text
+    assert "/services/af-accounting/" in alice.get(f"{url}/hub/home", timeout=30).text

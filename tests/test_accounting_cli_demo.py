@@ -196,3 +196,37 @@ def test_demo_runs_accounting_with_its_policy(demo_facility):
     page = alice.get(f"{url}/services/af-accounting/", timeout=30)
     assert page.status_code == 200 and "Usage of alice" in page.text
     assert "/services/af-accounting/" in alice.get(f"{url}/hub/home", timeout=30).text
+
+
+def test_pages_escape_names_and_csv_defuses_formulas():
+    from tornado.template import Loader
+
+    from jhub_af.accounting.pages import COLUMNS, TEMPLATES, csv_cell
+
+    evil = '<script>alert("x")</script>'
+    html = (
+        Loader(str(TEMPLATES), autoescape="xhtml_escape")
+        .load("admin.html")
+        .generate(
+            tables=[{"by": "group", "rows": [{"name": evil, **{c: 1.0 for c, _ in COLUMNS[1:]}}]}],
+            sort=("group", "name", "asc"),
+            period="month",
+            period_text="2026-11-01 to 2026-11-30",
+            columns=lambda by: [(c, by if c == "name" else t) for c, t in COLUMNS],
+            prefix="/services/af-accounting/",
+            hub_home="/hub/home",
+            sees_all=True,
+            memory=str,
+            when=str,
+        )
+        .decode()
+    )
+    assert evil not in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+    assert [csv_cell(x) for x in ("=cmd()", "+1", "-2", "@x", "/atlas")] == [
+        "'=cmd()",
+        "'+1",
+        "'-2",
+        "'@x",
+        "/atlas",
+    ]

@@ -176,10 +176,11 @@ class Ledger:
                 add("dask_memory", memory)
         return usage
 
-    @staticmethod
-    def _period(session: Session, where, since: float, until: float, now: float) -> Totals:
+    def _period(self, session: Session, where, since: float, until: float, now: float) -> Totals:
         row = session.execute(
-            select(*totals_columns(since, until, now)).where(where, overlaps(since, until))
+            select(*totals_columns(since, until, now, self.postgres)).where(
+                where, overlaps(since, until)
+            )
         ).one()
         return Totals(*(float(x or 0) for x in row))
 
@@ -413,7 +414,7 @@ class Ledger:
     ) -> dict[str, Totals]:
         """Core-, GPU- and memory-hours in [since, until) per user (``by="user"``) or group."""
         now = time.time() if now is None else now
-        cols = totals_columns(since, until, now)
+        cols = totals_columns(since, until, now, self.postgres)
         if by == "user":
             key = Reservation.user
             query = select(key, *cols).where(overlaps(since, until))

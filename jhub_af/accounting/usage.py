@@ -54,12 +54,13 @@ class Totals:
         }
 
 
-def _least(a, b):
-    return case((a < b, a), else_=b)
+def _least(a, b, postgres: bool):
+    # scalar two-argument min/max: SQLite's min()/max(), PostgreSQL's least()/greatest()
+    return func.least(a, b) if postgres else func.min(a, b)
 
 
-def _greatest(a, b):
-    return case((a > b, a), else_=b)
+def _greatest(a, b, postgres: bool):
+    return func.greatest(a, b) if postgres else func.max(a, b)
 
 
 def interval_end(now: float):
@@ -71,11 +72,11 @@ def interval_end(now: float):
     return func.coalesce(Reservation.ended, still_open)
 
 
-def overlap_seconds(since: float, until: float, now: float):
+def overlap_seconds(since: float, until: float, now: float, postgres: bool = False):
     """SQL: seconds of each interval inside [since, until)."""
-    end = _least(interval_end(now), until)
-    start = _greatest(Reservation.started, since)
-    return _greatest(end - start, 0.0)
+    end = _least(interval_end(now), until, postgres)
+    start = _greatest(Reservation.started, since, postgres)
+    return _greatest(end - start, 0.0, postgres)
 
 
 def overlaps(since: float, until: float):
@@ -87,8 +88,8 @@ def overlaps(since: float, until: float):
     )
 
 
-def totals_columns(since: float, until: float, now: float):
-    seconds = overlap_seconds(since, until, now)
+def totals_columns(since: float, until: float, now: float, postgres: bool = False):
+    seconds = overlap_seconds(since, until, now, postgres)
     return (
         func.coalesce(func.sum(Reservation.cores * seconds), 0.0) / HOUR,
         func.coalesce(func.sum(Reservation.gpus * seconds), 0.0) / HOUR,

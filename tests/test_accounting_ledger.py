@@ -280,3 +280,21 @@ def test_unreachable_database_is_unavailable():
     ledger = Ledger(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none")
     with pytest.raises(LedgerUnavailable):
         ledger.upgrade()
+
+
+@pytest.mark.integration
+def test_upgrade_db_command_creates_the_schema_and_exits(tmp_path):
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'cli.sqlite'}"
+    r = subprocess.run(
+        [sys.executable, "-m", "jhub_af.accounting", "--db-url", url, "--upgrade-db"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    engine = create_engine(url)
+    assert migrate.current(engine) == migrate.head()
+    engine.dispose()

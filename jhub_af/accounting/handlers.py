@@ -55,10 +55,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     async def prepare(self):
         self._hub_auth_user_cache = None
-        try:
-            model = await self.hub_auth.get_user(self, sync=False)
-        except web.HTTPError:
-            raise
+        model = await self.hub_auth.get_user(self, sync=False)
         if model:
             try:
                 self._hub_auth_user_cache = self.check_hub_user(model)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import create_engine, event, func, select, text, update
+from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -476,9 +476,3 @@ def _state_words(row: Reservation, now: float) -> str:
     if row.state == EXPIRED:
         return f"expired ({row.end_reason})"
     return {"pending": "not confirmed yet", "active": "running"}.get(row.state, row.state)
-
-
-def mark_stale(ledger: Ledger, rid: str, expires: float) -> None:
-    """Tests and tools: move a reservation's deadline (e.g. to simulate a lost heartbeat)."""
-    with ledger.writing() as session:
-        session.execute(update(Reservation).where(Reservation.id == rid).values(expires=expires))

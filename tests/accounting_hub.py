@@ -29,6 +29,7 @@ POLICY = {
 # what each user's server asks for (the stand-in for a profile)
 RESOURCES = {"bob": {"cores": 1, "memory": "1G", "gpus": {"t4": 1}}}
 GATEWAY_TOKEN = "gateway-" + "0" * 40
+READER_TOKEN = "reader-" + "1" * 40
 
 
 def accounting_config(workdir: Path, policy: dict = POLICY, **kw) -> str:
@@ -38,7 +39,9 @@ def accounting_config(workdir: Path, policy: dict = POLICY, **kw) -> str:
         + f"""
 import json
 from jupyterhub.spawner import SimpleLocalProcessSpawner
-from jhub_af.accounting import AccountingSpawnerMixin, RESERVE_SCOPE, accounting_hub_config
+from jhub_af.accounting import (
+    AccountingSpawnerMixin, READ_SCOPE, RESERVE_SCOPE, accounting_hub_config,
+)
 from jhub_af.demo import DemoAuthenticator
 from jhub_af.demo.parts import add_roles
 
@@ -65,6 +68,9 @@ roles = accounting_hub_config(
 c.JupyterHub.services.append({{"name": "gateway-test", "api_token": {GATEWAY_TOKEN!r}}})
 roles.append({{"name": "gateway-test", "services": ["gateway-test"],
               "scopes": [RESERVE_SCOPE, "access:services!service=af-accounting"]}})
+c.JupyterHub.services.append({{"name": "reader-test", "api_token": {READER_TOKEN!r}}})
+roles.append({{"name": "reader-test", "services": ["reader-test"],
+              "scopes": [READ_SCOPE, "access:services!service=af-accounting"]}})
 add_roles(c, roles)
 """
     )

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 import requests
-from accounting_hub import auth, facility
+from accounting_hub import READER_TOKEN, auth, facility
 from harness import free_port
 from traitlets.config import Config
 
@@ -168,3 +168,26 @@ def test_200_concurrent_http_requests_never_overcommit(facility):
         requests.delete(
             f"{facility['api']}/reservations/{rid}", headers=auth(facility["spawner"]), timeout=30
         )
+
+
+def test_read_scope_token_sees_all_but_cannot_reserve(facility):
+    r = requests.get(f"{facility['api']}/usage/users/bob", headers=auth(READER_TOKEN), timeout=30)
+    assert r.status_code == 200 and r.json()["user"] == "bob"
+    metrics = requests.get(
+        f"{facility['url']}/services/af-accounting/metrics", headers=auth(READER_TOKEN), timeout=30
+    )
+    assert metrics.status_code == 200 and "jhub_af_reservation_decision_seconds" in metrics.text
+    me = requests.get(f"{facility['api']}/usage/me", headers=auth(READER_TOKEN), timeout=30)
+    assert (me.status_code, me.json()) == (
+        400,
+        {"error": "usage/me is for users; ask for usage/users/{name}."},
+    )
+    refused = requests.post(
+        f"{facility['api']}/reservations",
+        headers=auth(READER_TOKEN),
+        json={"user": "bob", "kind": "dask-cluster"},
+        timeout=30,
+    )
+    assert refused.json() == {
+        "error": "This token lacks the scope custom:jhub-af:accounting-reserve."
+    }

@@ -260,7 +260,11 @@ class ProfileSpawner(Spawner):
         refusal.jupyterhub_message = message
         return refusal
 
-    def _select(self) -> Selection:
+    def validated_selection(self) -> Selection:
+        """This start's ``user_options`` checked against the catalogue and the user's
+        groups now: a :class:`Selection`, or a SpawnException (HTTP 400) that says
+        what is allowed. What a mixin in front of ProfileSpawner (accounting's
+        reservation) should read before it calls ``start()``."""
         try:
             return select(self.user_options, self.catalogue, self._user_groups(), self.user.admin)
         except ProfileRefused as e:
@@ -270,7 +274,7 @@ class ProfileSpawner(Spawner):
         # every start is built from config alone: nothing from an earlier attempt
         self.backend_spawner = self.selection = None
         self._saved = {}
-        selection = self._select()
+        selection = self.validated_selection()
         profile = selection.profile
         unavailable = self.unavailable_backends.get(profile.backend)
         if unavailable:

@@ -229,8 +229,14 @@ def test_interactive_openssh_in_a_pty_gets_size_resize_and_exit_status(
         # what a terminal window does when it is resized
         _set_size(master, 41, 77)
         proc.send_signal(signal.SIGWINCH)
-        os.write(master, b"stty size; echo READY$((1+1))\r")
-        assert b"41 77" in _read_until(master, b"READY2\r\n")
+        # ssh sends the new size when it handles the signal, which may be after it
+        # has sent what is typed next: ask until the shell sees it (or give up)
+        for attempt in range(2, 40):
+            os.write(master, b"stty size; echo READY$((%d))\r" % attempt)
+            if b"41 77" in _read_until(master, b"READY%d\r\n" % attempt):
+                break
+        else:
+            raise AssertionError("the shell never saw the new size 41x77")
         os.write(master, b"exit 5\r")
         assert proc.wait(60) == 5
     finally:

@@ -80,8 +80,8 @@ class Session(asyncssh.SSHServerSession):
 
     def terminal_size_changed(self, width, height, pixwidth, pixheight):
         self.size = (width, height)
-        if isinstance(self.bridge, TerminalBridge):
-            self.resizing = asyncio.ensure_future(self.bridge.resize(width, height))
+        # queued with the input, so the shell sees the new size before what was typed after
+        self.inbox.put_nowait((width, height))
 
     def pause_writing(self):
         self.writable.clear()
@@ -117,6 +117,10 @@ class Session(asyncssh.SSHServerSession):
                 if send_eof is not None:
                     await send_eof()
                 return
+            if isinstance(data, tuple):
+                if isinstance(self.bridge, TerminalBridge):
+                    await self.bridge.resize(*data)
+                continue
             await send(data)
 
     async def _run(self) -> None:

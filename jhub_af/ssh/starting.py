@@ -51,7 +51,9 @@ async def server_url(hub: HubClient, hub_url: str, login: Login, say: Say, timeo
                 if event.get("failed"):
                     raise HubError(event.get("message") or "Your server failed to start.")
             shown = len(messages)
-        follow.result()
+        if follow.exception() is not None:
+            # no progress to show (e.g. the start already ended): the state below says
+            await say(f"af-ssh: {follow.exception()}\r\n")
     finally:
         follow.cancel()
     model = await hub.user(login.token, name)

@@ -93,10 +93,15 @@ c.Spawner.args.extend(["--BearerTokenKeeper.margin_seconds=5",
 
 
 @pytest.fixture(scope="module")
-def hub(hub_factory, idp, ports, admin_token, tmp_path_factory):
-    homes = str(tmp_path_factory.mktemp("homes") / "{username}")
+def homes(tmp_path_factory) -> Path:
+    """Where the main hub's users have their home directories."""
+    return tmp_path_factory.mktemp("homes")
+
+
+@pytest.fixture(scope="module")
+def hub(hub_factory, idp, ports, admin_token, homes):
     return hub_factory(
-        iam_hub_config(idp, ports["hub"], homes, EXTRA),
+        iam_hub_config(idp, ports["hub"], str(homes / "{username}"), EXTRA),
         port=ports["hub"],
         env=iam_hub_env(idp, admin_token),
     )
@@ -293,11 +298,10 @@ def _userinfo_ok(idp, token: str) -> bool:
     return r.status_code == 200
 
 
-async def test_notebook_bearer_token_file_is_refreshed_after_expiry(hub, alice, idp):
+async def test_notebook_bearer_token_file_is_refreshed_after_expiry(hub, alice, idp, homes):
     r = spawn_server(alice, hub.url, "alice")
     assert r.status_code == 200
-    token_file = next(hub.workdir.parent.glob("homes*/alice/.local/share/jupyter/runtime"))
-    token_file = token_file / "bearer_token"
+    token_file = homes / "alice" / ".local" / "share" / "jupyter" / "runtime" / "bearer_token"
     deadline = time.monotonic() + 30
     while not _read(token_file) and time.monotonic() < deadline:
         time.sleep(0.5)

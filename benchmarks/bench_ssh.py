@@ -4,7 +4,9 @@ Both sides serve with OpenSSH's own ``sftp-server``; af-ssh reaches it in alice'
 notebook server through the hub's proxy and jhub_af's binary channel, sshd runs it
 directly. The client is OpenSSH's ``sftp`` on both sides (af-ssh: the hub token
 as the password through sshpass; sshd: a throwaway key). One sample is one
-``sftp`` session that gets the file; the sides alternate. Also run
+``sftp`` session that gets the file; the sides alternate. Each server uses its
+shipped cipher choice: af-ssh offers AES-GCM only (its default), Debian's sshd
+its defaults (the client then picks chacha20-poly1305). Also run
 ``bench_ssh_upload``, ``bench_ssh_login``, ``bench_ssh_pty`` and
 ``bench_ssh_pty_floor``: they share the same facility and sshd.
 """

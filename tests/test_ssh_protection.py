@@ -232,7 +232,15 @@ async def test_the_channel_runs_commands_for_the_owner_binary_safe(hub, tokens, 
 
 @pytest.mark.parametrize(
     "first",
-    ["not json", json.dumps({"kind": "shell"}), json.dumps({"kind": "exec", "command": ""}), "[]"],
+    [
+        "not json",
+        json.dumps({"kind": "shell"}),
+        json.dumps({"kind": "exec", "command": ""}),
+        "[]",
+        json.dumps({"kind": "exec", "command": "true", "pty": [0, 24]}),
+        json.dumps({"kind": "exec", "command": "true", "pty": "80x24"}),
+        json.dumps({"kind": "exec", "command": "true", "pty": [80, 24, 1]}),
+    ],
 )
 async def test_the_channel_refuses_bad_requests(hub, tokens, dave_running, first):
     frames = await _channel(hub, "dave", tokens["dave"], first)

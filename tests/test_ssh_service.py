@@ -269,6 +269,28 @@ async def test_asyncssh_shell_is_a_jupyter_terminal_with_live_resize(
         assert result.exit_status == 4
 
 
+def test_ssh_t_runs_a_command_on_a_pty(facility, alice_token, alice_running):
+    args = ["-tt", "alice@127.0.0.1", "stty size; tty; exit 3"]
+    r = openssh("ssh", facility.ssh_port, alice_token, args)
+    assert r.returncode == 3, r.stderr
+    lines = r.stdout.split(b"\r\n")
+    assert lines[0] == b"24 80"  # ssh's default when its own stdin is no terminal
+    assert lines[1].startswith(b"/dev/pts/")
+
+
+async def test_a_command_on_a_pty_sees_resizes(facility, alice_token, alice_running):
+    async with await connect(facility, "alice", alice_token) as conn:
+        process = await conn.create_process(
+            "stty size; read x; stty size; exit 9", term_type="xterm", term_size=(100, 30)
+        )
+        assert "30 100" in await asyncio.wait_for(process.stdout.readuntil("30 100"), 60)
+        process.change_terminal_size(70, 20)
+        process.stdin.write("\n")
+        assert "20 70" in await asyncio.wait_for(process.stdout.readuntil("20 70"), 60)
+        result = await asyncio.wait_for(process.wait(), 60)
+        assert result.exit_status == 9
+
+
 def test_profile_from_the_login_name(facility):
     s = facility.session("alice")
     stop_server(s, facility.url, "alice")

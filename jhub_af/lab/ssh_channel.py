@@ -8,10 +8,12 @@ the server's home, and pipes bytes both ways.
 Protocol, at ``{base_url}jhub-af/ssh/channel``:
 
 - the client's first message is JSON text: ``{"kind": "exec", "command": "ls -l"}``
-  or ``{"kind": "sftp"}`` (optional ``"term": "xterm"``);
+  or ``{"kind": "sftp"}`` (optional ``"term": "xterm"``; ``"pty": [cols, rows]`` runs
+  the command on a pseudo-terminal of that size, as ``ssh -t host CMD`` asks);
 - then binary frames whose first byte names the stream: ``0`` stdin (client to
   server), ``1`` stdout, ``2`` stderr (server to client); a lone ``3`` from the
-  client closes stdin;
+  client closes stdin; ``4`` + two big-endian 16-bit numbers resizes the pty
+  (cols, rows);
 - the server ends with JSON text ``{"exit_status": N}`` (or ``{"exit_signal": "KILL"}``)
   and closes. A refusal is ``{"error": "..."}``.
 
@@ -25,10 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import shutil
 import signal
+import struct
+import termios
 
 from jupyter_core.utils import ensure_async
 from jupyter_server.base.handlers import JupyterHandler
@@ -40,7 +45,7 @@ from traitlets.config import LoggingConfigurable
 
 from .sftp_guard import SFTPGuard
 
-STDIN, STDOUT, STDERR, STDIN_EOF = 0, 1, 2, 3
+STDIN, STDOUT, STDERR, STDIN_EOF, RESIZE = 0, 1, 2, 3, 4
 CHUNK = 256 * 1024
 SFTP_SERVER_PATHS = (
     "/usr/lib/openssh/sftp-server",
@@ -98,6 +103,7 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         self.home = home
         self.proc: asyncio.subprocess.Process | None = None
         self.guard: SFTPGuard | None = None
+        self.pty: int | None = None  # the pty's master fd, for ``ssh -t host CMD``
         self.started = False
         self._tasks: set[asyncio.Future] = set()
 
@@ -136,6 +142,9 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             await self._start(message)
             return
         if not isinstance(message, bytes) or not message or self.proc is None:
+            return
+        if self.pty is not None:
+            await self._to_pty(message)
             return
         if message[0] == STDIN and len(message) > 1:
             data = message[1:]
@@ -179,6 +188,13 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
                 await self._refuse("The command must be non-empty text.")
                 return
             argv = [env.get("SHELL") or "/bin/sh", "-c", command]
+            size = request.get("pty")
+            if size is not None:
+                if not _is_size(size):
+                    await self._refuse("pty must be [cols, rows], each from 1 to 1000.")
+                    return
+                await self._start_on_pty(argv, env, size)
+                return
         self.proc = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.PIPE,
@@ -189,6 +205,70 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             start_new_session=True,
         )
         self._tasks.add(asyncio.ensure_future(self._pump_until_exit()))
+
+    async def _start_on_pty(self, argv: list[str], env: dict, size: list[int]) -> None:
+        master, slave = os.openpty()
+        _set_size(master, *size)
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=slave,
+                stdout=slave,
+                stderr=slave,
+                cwd=self.home,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_controlling_tty,  # only an ioctl, in the child
+            )
+        finally:
+            os.close(slave)
+        os.set_blocking(master, False)
+        self.pty = master
+        self._tasks.add(asyncio.ensure_future(self._pump_until_exit()))
+
+    async def _to_pty(self, message: bytes) -> None:
+        if message[0] == RESIZE and len(message) == 5:
+            cols, rows = struct.unpack(">HH", message[1:])
+            if _is_size([cols, rows]):
+                _set_size(self.pty, cols, rows)
+        elif message[0] == STDIN:
+            data = memoryview(message)[1:]
+            while data:
+                try:
+                    data = data[os.write(self.pty, data) :]
+                except BlockingIOError:
+                    await asyncio.sleep(0.01)
+                except OSError:
+                    return  # the command has ended
+
+    async def _pump_pty(self) -> None:
+        """Copy the pty's output until the command and its children let go of it."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        master = self.pty
+
+        def readable():
+            try:
+                data = os.read(master, CHUNK)
+            except BlockingIOError:
+                return
+            except OSError:  # EIO: no process holds the pty any more
+                data = b""
+            if not data or queue.qsize() > 16:
+                loop.remove_reader(master)  # at the end, or until the client catches up
+            queue.put_nowait(data)
+
+        loop.add_reader(master, readable)
+        try:
+            while True:
+                data = await queue.get()
+                if not data:
+                    return
+                await self._send(STDOUT, data)
+                if queue.empty():
+                    loop.add_reader(master, readable)
+        finally:
+            loop.remove_reader(master)
 
     async def _send(self, stream: int, data: bytes) -> None:
         await self.write_message(bytes([stream]) + data, binary=True)
@@ -207,7 +287,12 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
     async def _pump_until_exit(self) -> None:
         proc = self.proc
         try:
-            await asyncio.gather(self._pump(proc.stdout, STDOUT), self._pump(proc.stderr, STDERR))
+            if self.pty is not None:
+                await self._pump_pty()
+            else:
+                await asyncio.gather(
+                    self._pump(proc.stdout, STDOUT), self._pump(proc.stderr, STDERR)
+                )
             status = await proc.wait()
             if self.guard is not None:
                 self.guard.finish()
@@ -222,6 +307,9 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
 
     def on_close(self):
         SSHChannelHandler.running -= 1
+        if self.pty is not None:
+            # the command sees its terminal hang up, as with ssh -t
+            self._tasks.add(asyncio.ensure_future(self._close_pty_later()))
         proc = self.proc
         if proc is not None and proc.returncode is None:
             # the client went away: end the command (and a half-done upload)
@@ -240,6 +328,29 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             await proc.wait()
         if self.guard is not None:
             self.guard.abort()
+
+    async def _close_pty_later(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.proc.wait(), 10)
+        with contextlib.suppress(OSError):
+            os.close(self.pty)
+
+
+def _is_size(size) -> bool:
+    return (
+        isinstance(size, list)
+        and len(size) == 2
+        and all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 1000 for n in size)
+    )
+
+
+def _set_size(fd: int, cols: int, rows: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def _controlling_tty() -> None:
+    """In the child (a new session): make its stdin, the pty, the controlling terminal."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 def channel_handlers(serverapp, owner: str) -> list[tuple]:

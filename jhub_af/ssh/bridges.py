@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import json
+import struct
 from collections.abc import Awaitable, Callable
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
@@ -21,7 +22,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from .hub import HubError
 
 Output = Callable[[bytes], Awaitable[None]]
-STDIN, STDOUT, STDERR, STDIN_EOF = 0, 1, 2, 3
+STDIN, STDOUT, STDERR, STDIN_EOF, RESIZE = 0, 1, 2, 3, 4
 
 
 async def _connect(url: str, token: str, timeout: float) -> WebSocketClientConnection:
@@ -127,6 +128,11 @@ class ChannelBridge:
 
     async def send(self, data: bytes) -> None:
         await self.ws.write_message(bytes([STDIN]) + data, binary=True)
+
+    async def resize(self, cols: int, rows: int) -> None:
+        """For a command on a pty (``ssh -t host CMD``)."""
+        if 1 <= cols <= 1000 and 1 <= rows <= 1000:
+            await self.ws.write_message(bytes([RESIZE]) + struct.pack(">HH", cols, rows), True)
 
     async def send_eof(self) -> None:
         with contextlib.suppress(Exception):

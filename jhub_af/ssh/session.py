@@ -1,7 +1,8 @@
 """One SSH session channel: an interactive shell, a command, or the SFTP subsystem.
 
-Interactive shells (with a pty) go to a Jupyter terminal; commands, SFTP and
-shells without a pty go over jhub_af's binary channel. Data from the client is queued and sent in
+Interactive shells (with a pty) go to a Jupyter terminal; commands (on a pty of
+their own with ``ssh -t``), SFTP and shells without a pty go over jhub_af's
+binary channel. Data from the client is queued and sent in
 order; reading from the client pauses when the queue is long, and reading from
 the server waits while the client's window is full, so large transfers stream.
 """
@@ -118,7 +119,7 @@ class Session(asyncssh.SSHServerSession):
                     await send_eof()
                 return
             if isinstance(data, tuple):
-                if isinstance(self.bridge, TerminalBridge):
+                if self.bridge is not None and self.term_type:
                     await self.bridge.resize(*data)
                 continue
             await send(data)
@@ -145,8 +146,9 @@ class Session(asyncssh.SSHServerSession):
                 request = {"kind": "sftp"}
             else:
                 request = {"kind": "exec", "command": self.command}
-                if self.term_type:
+                if self.term_type:  # ssh -t host CMD: the command gets a pty
                     request["term"] = self.term_type
+                    request["pty"] = [min(max(n, 1), 1000) for n in self.size]
             await self.bridge.open(request)
             pump = asyncio.ensure_future(self._pump_input(self.bridge.send, self.bridge.send_eof))
             status, signal = await self.bridge.run(self._out, self._err)

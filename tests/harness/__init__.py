@@ -32,9 +32,11 @@ from .net import free_port, wait_for_http
 from .postgres import RunningPostgres, start_postgres
 from .processes import ManagedProcess
 from .slurm import RunningSlurm, batch_venv, ensure_unix_user, remove_unix_user, start_slurm
+from .ssh import OPENSSH_OPTIONS, hub_token, openssh, rsync, start_af_ssh, wait_for_port
 
 __all__ = [
     "CHROMIUM_ARGS",
+    "OPENSSH_OPTIONS",
     "ManagedProcess",
     "RunningHub",
     "RunningIdP",
@@ -48,6 +50,7 @@ __all__ = [
     "free_port",
     "generic_oauth_config",
     "hub_config",
+    "hub_token",
     "iam_hub_config",
     "iam_hub_env",
     "launch_chromium",
@@ -57,10 +60,13 @@ __all__ = [
     "make_rsa_jwk",
     "oidc_login",
     "oidc_login_response",
+    "openssh",
     "public_jwks",
     "remove_unix_user",
+    "rsync",
     "run_python",
     "spawn_server",
+    "start_af_ssh",
     "start_demo",
     "start_hub",
     "start_idp",
@@ -69,4 +75,5 @@ __all__ = [
     "stop_server",
     "user_api_token",
     "wait_for_http",
+    "wait_for_port",
 ]

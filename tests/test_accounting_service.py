@@ -285,6 +285,8 @@ def test_spawn_reserves_refuses_with_403_and_releases(facility):
     assert get(facility, "usage/me", "bob").json()["running"] == []
     states = {state for _, _, state, _ in rows(facility, "user = 'bob'")}
     assert "active" not in states and "pending" not in states
+    # released exactly once (a second release would be refused and logged)
+    assert "Could not release" not in facility["hub"].process.log.read_text()
 
 
 def test_service_crash_is_reconciled(facility):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from traitlets import Bool, Float, Unicode
+from traitlets import Bool, Float, Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
 UNREACHABLE = (
@@ -98,6 +98,21 @@ class AccountingClient(LoggingConfigurable):
         """,
     )
     timeout = Float(10.0, config=True, help="Seconds to wait for the service (default 10).")
+    max_requests = Integer(
+        64,
+        config=True,
+        help="""
+        Requests to the service in flight at once (default 64). The client has its own
+        HTTP client: tornado's shared one allows only 10, and a burst of spawns would
+        otherwise wait in its queue behind the hub's own requests and time out.
+        """,
+    )
+
+    @property
+    def http(self) -> AsyncHTTPClient:
+        if getattr(self, "_http", None) is None:
+            self._http = AsyncHTTPClient(force_instance=True, max_clients=self.max_requests)
+        return self._http
 
     async def _call(self, method: str, path: str, body: dict | None = None) -> dict:
         if not self.url:
@@ -115,7 +130,7 @@ class AccountingClient(LoggingConfigurable):
             allow_nonstandard_methods=True,
         )
         try:
-            response = await AsyncHTTPClient().fetch(request)
+            response = await self.http.fetch(request)
         except HTTPClientError as e:
             if e.code == 599 or e.response is None:
                 raise AccountingUnavailable() from None

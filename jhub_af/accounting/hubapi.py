@@ -35,7 +35,8 @@ class HubAPI:
         self._token = token
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, object]] = {}
-        self.client = AsyncHTTPClient()
+        # its own client: tornado's shared one allows 10 requests in flight
+        self.client = AsyncHTTPClient(force_instance=True, max_clients=64)
 
     async def _get(self, path: str, **params):
         url = f"{self.api_url}{path}"

@@ -108,12 +108,15 @@ class AccountingSpawnerMixin:
         return result
 
     # LocalProcessSpawner (and others) call clear_state() inside their own stop() and
-    # poll(): keep the id from before the call, or the release would have nothing to send
+    # poll(), and their stop() polls until the process is gone: keep the id from
+    # before the call, and let only stop() release while it runs (once)
     async def stop(self, now=False):
         rid = self.accounting_reservation_id
+        self._accounting_stopping = True
         try:
             return await super().stop(now=now)
         finally:
+            self._accounting_stopping = False
             self.accounting_reservation_id = rid
             await release_for_spawn(self, "stopped")
 
@@ -121,6 +124,8 @@ class AccountingSpawnerMixin:
         rid = self.accounting_reservation_id
         status = await super().poll()
         self.accounting_reservation_id = rid
+        if getattr(self, "_accounting_stopping", False):
+            return status
         if status is None:
             await heartbeat_for_spawn(self)
         else:

@@ -1,0 +1,33 @@
+"""JupyterHub authentication for the gateway, with clear refusals.
+
+dask-gateway-server's ``JupyterHubAuthenticator`` answers 500 when the hub refuses a
+token (the hub says 403 for an unknown or expired token). A bad token is the
+caller's problem, so :class:`HubAuthenticator` answers 401 with a sentence instead.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from dask_gateway_server.auth import JupyterHubAuthenticator
+
+NOT_ACCEPTED = (
+    "Your JupyterHub token was not accepted (unknown, expired, or without access to "
+    "the Dask Gateway). From a notebook on the hub, Gateway() uses the right one; "
+    "elsewhere, make a token on the hub's Token page."
+)
+
+
+class HubAuthenticator(JupyterHubAuthenticator):
+    """``JupyterHubAuthenticator`` that answers 401 for a token the hub refuses."""
+
+    async def authenticate(self, request):
+        try:
+            return await super().authenticate(request)
+        except web.HTTPInternalServerError:
+            raise web.HTTPUnauthorized(
+                headers={"WWW-Authenticate": "jupyterhub"}, reason=NOT_ACCEPTED
+            ) from None
+        except web.HTTPUnauthorized:
+            raise web.HTTPUnauthorized(
+                headers={"WWW-Authenticate": "jupyterhub"}, reason=NOT_ACCEPTED
+            ) from None

@@ -1,0 +1,160 @@
+"""A real hub running af-accounting and dask-gateway-server (jhub_af's quota backend,
+local processes) behind the hub's proxy, for the gateway tests."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from harness import free_port, local_spawner_config, login
+
+USERS = {
+    "alice": {"groups": ["/atlas", "/atlas/users"]},
+    "bob": {"groups": ["/cms"]},
+    "dave": {"groups": ["/atlas"]},
+}
+POLICY = {
+    "defaults": {"servers": 2, "cores": 8, "memory": "16G", "dask_clusters": 3, "dask_workers": 2},
+    "users": {"dave": {"dask_clusters": 0}},
+}
+OPTIONS = {
+    "default": {"worker_cores": 1, "worker_memory": 1, "idle_timeout": 0},
+    "groups": {
+        "/atlas/users": {
+            "worker_cores": 2,
+            "worker_memory": 2,
+            "environments": {"atlas": {"AF_ENV": "atlas"}},
+        }
+    },
+}
+# quick heartbeats and checks so that crashes are noticed within seconds
+BACKEND = {
+    "cluster_heartbeat_period": 2,
+    "check_timeouts_period": 1.0,
+    "worker_status_period": 1.0,
+    "cluster_status_period": 1.0,
+    "denied_retry_interval": 1.0,
+}
+
+
+def gateway_hub_text(workdir: Path, port: int, tcp_port: int) -> str:
+    return (
+        local_spawner_config(str(workdir / "home" / "{username}"))
+        + f"""
+import json
+from jhub_af.accounting import accounting_hub_config
+from jhub_af.demo import DemoAuthenticator
+from jhub_af.demo.parts import add_roles
+from jhub_af.gateway import gateway_hub_config
+
+c.JupyterHub.authenticator_class = DemoAuthenticator
+c.DemoAuthenticator.demo_users = json.loads({json.dumps(json.dumps(USERS))})
+c.DemoAuthenticator.allowed_vos = ["/atlas", "/cms"]
+roles = accounting_hub_config(
+    c, data_dir={str(workdir / "accounting")!r}, port={free_port()},
+    policy=json.loads({json.dumps(json.dumps(POLICY))}),
+)
+roles += gateway_hub_config(
+    c, data_dir={str(workdir / "gateway")!r}, http_port={free_port()}, tcp_port={tcp_port},
+    api_port={free_port()}, public_url="http://127.0.0.1:{port}",
+    backend_settings=json.loads({json.dumps(json.dumps(BACKEND))}),
+    options=json.loads({json.dumps(json.dumps(OPTIONS))}),
+)
+add_roles(c, roles)
+"""
+    )
+
+
+def user_token(session: requests.Session, hub_url: str, name: str) -> str:
+    r = session.post(f"{hub_url}/hub/api/users/{name}/tokens", json={"note": "test"}, timeout=30)
+    r.raise_for_status()
+    return r.json()["token"]
+
+
+def wait_for_gateway(url: str, token: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            r = requests.get(
+                f"{url}/services/dask-gateway/api/v1/clusters/",
+                headers={"Authorization": f"jupyterhub {token}"},
+                timeout=5,
+            )
+            if r.status_code == 200:
+                return
+            last = f"HTTP {r.status_code} {r.text[:200]}"
+        except requests.RequestException as e:
+            last = e
+        time.sleep(0.5)
+    raise TimeoutError(f"the gateway did not answer through the hub: {last}")
+
+
+@pytest.fixture(scope="module")
+def gateway_facility(hub_factory, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("gateway")
+    port, tcp_port = free_port(), free_port()
+    hub = hub_factory(gateway_hub_text(workdir, port, tcp_port), port=port)
+    sessions = {name: login(hub.url, name, "demo") for name in USERS}
+    tokens = {name: user_token(s, hub.url, name) for name, s in sessions.items()}
+    wait_for_gateway(hub.url, tokens["alice"])
+    return {
+        "hub": hub,
+        "url": hub.url,
+        "address": f"{hub.url}/services/dask-gateway",
+        "proxy_address": f"gateway://127.0.0.1:{tcp_port}",
+        "sessions": sessions,
+        "tokens": tokens,
+        "ledger": workdir / "accounting" / "af-accounting.sqlite",
+        "events": workdir / "gateway" / "events.jsonl",
+        "workdir": workdir,
+    }
+
+
+def open_reservations(facility, user: str, kind: str = "dask-worker") -> list[tuple]:
+    with sqlite3.connect(facility["ledger"]) as db:
+        return db.execute(
+            "SELECT id, state, server FROM af_reservations "
+            "WHERE user = ? AND kind = ? AND state IN ('pending', 'active')",
+            (user, kind),
+        ).fetchall()
+
+
+def all_reservations(facility) -> int:
+    with sqlite3.connect(facility["ledger"]) as db:
+        return db.execute("SELECT count(*) FROM af_reservations").fetchone()[0]
+
+
+def gateway(facility, user: str):
+    from dask_gateway import Gateway, JupyterHubAuth
+
+    return Gateway(
+        address=facility["address"],
+        proxy_address=facility["proxy_address"],
+        auth=JupyterHubAuth(api_token=facility["tokens"][user]),
+    )
+
+
+def rest(facility, method: str, path: str, user: str | None = None, token=None, **kw):
+    token = token or facility["tokens"][user]
+    return requests.request(
+        method,
+        f"{facility['address']}/api/v1/{path}",
+        headers={"Authorization": f"jupyterhub {token}"},
+        timeout=60,
+        **kw,
+    )
+
+
+def wait_until(predicate, timeout: float = 60, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise TimeoutError(f"{what} not reached within {timeout}s")

@@ -1,0 +1,132 @@
+"""dask-gateway-server behind a real hub with jhub_af's quota backend and a real
+af-accounting: the per-user cap across clusters, refusals, and releases."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+from gateway_hub import (
+    all_reservations,
+    gateway,
+    gateway_facility,
+    open_reservations,
+    rest,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+__all__ = ["gateway_facility"]  # the module's hub, a fixture
+
+
+def test_two_clusters_never_exceed_the_users_worker_limit(gateway_facility):
+    from dask_gateway.client import GatewayWarning
+
+    g = gateway(gateway_facility, "bob")
+    first = g.new_cluster()
+    second = g.new_cluster()
+    try:
+        first.scale(2)
+        with first.get_client() as client:
+            client.wait_for_workers(2, timeout=120)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            second.scale(2)
+        messages = [str(w.message) for w in caught if issubclass(w.category, GatewayWarning)]
+        assert len(messages) == 1, messages
+        assert "Scaling to 0 instead" in messages[0]
+        assert "2 Dask workers" in messages[0]
+        # the scheduler keeps asking in its heartbeats; the gateway keeps capping
+        wait_until(lambda: len(g.list_clusters()) == 2, what="two clusters listed")
+        assert len(open_reservations(gateway_facility, "bob")) == 2
+        assert second.scheduler_info.get("workers", {}) == {}
+        # freeing one worker in the first cluster lets the second have one
+        first.scale(1)
+        with second.get_client() as client:
+            client.wait_for_workers(1, timeout=120)
+        rows = open_reservations(gateway_facility, "bob")
+        assert sorted(r[2] for r in rows) == sorted([first.name, second.name])
+    finally:
+        first.shutdown()
+        second.shutdown()
+    wait_until(
+        lambda: (
+            not open_reservations(gateway_facility, "bob")
+            and not open_reservations(gateway_facility, "bob", "dask-cluster")
+        ),
+        what="bob's reservations released",
+    )
+
+
+def test_cluster_beyond_the_cluster_quota_is_403_with_the_reason(gateway_facility):
+    before = all_reservations(gateway_facility)
+    r = rest(gateway_facility, "POST", "clusters/", "dave", json={"cluster_options": {}})
+    assert r.status_code == 403
+    assert "Dask cluster" in r.json()["error"]
+    assert all_reservations(gateway_facility) == before
+    assert rest(gateway_facility, "GET", "clusters/", "dave").json() == {}
+
+
+@pytest.mark.parametrize(
+    ("user", "options", "error"),
+    [
+        ("bob", {"worker_cores": 2}, "worker_cores must be <= 1"),
+        ("alice", {"worker_cores": 3}, "worker_cores must be <= 2"),
+        ("bob", {"environment": "atlas"}, "'atlas' is not a valid option for environment"),
+        ("bob", {"worker_memory": "1e9"}, "worker_memory must be a number, got '1e9'"),
+        ("bob", {"worker_cores": True}, "worker_cores must be a number, got 'True'"),
+        ("bob", {"cluster_max_workers": 1000}, "Unknown fields ['cluster_max_workers']"),
+        ("bob", {"worker_cores": float("nan")}, "worker_cores must be a number, got 'nan'"),
+    ],
+)
+def test_bad_options_refused_nothing_reserved_or_started(gateway_facility, user, options, error):
+    before = all_reservations(gateway_facility)
+    # sent as Python's json writes it, NaN included
+    body = json.dumps({"cluster_options": options})
+    r = rest(gateway_facility, "POST", "clusters/", user, data=body)
+    assert r.status_code == 422, r.text
+    assert error in r.json()["error"]
+    assert all_reservations(gateway_facility) == before
+    assert rest(gateway_facility, "GET", "clusters/?status=pending,running", user).json() == {}
+
+
+def test_group_bounds_are_offered(gateway_facility):
+    def offered(user):
+        spec = rest(gateway_facility, "GET", "options", user).json()["cluster_options"]
+        return {o["field"]: o for o in spec}
+
+    alice, bob = offered("alice"), offered("bob")
+    assert alice["worker_cores"]["spec"]["max"] == 2
+    assert bob["worker_cores"]["spec"]["max"] == 1
+    assert "atlas" in alice["environment"]["spec"]["options"]
+    assert "atlas" not in bob["environment"]["spec"]["options"]
+
+
+def test_other_users_cluster_refused_and_bad_tokens_401(gateway_facility):
+    r = rest(gateway_facility, "POST", "clusters/", "alice", json={"cluster_options": {}})
+    assert r.status_code == 201, r.text
+    name = r.json()["name"]
+    try:
+        for method, path, body in [
+            ("GET", f"clusters/{name}", None),
+            ("POST", f"clusters/{name}/scale", {"count": 1}),
+            ("POST", f"clusters/{name}/adapt", {"minimum": 1, "maximum": 2}),
+            ("DELETE", f"clusters/{name}", None),
+        ]:
+            r = rest(gateway_facility, method, path, "bob", json=body)
+            assert r.status_code == 403, (method, path, r.text)
+            assert "lacks permissions" in r.json()["error"]
+        for token in ("not-a-token", gateway_facility["tokens"]["bob"][:-2] + "xx"):
+            r = rest(gateway_facility, "GET", "clusters/", token=token)
+            assert r.status_code == 401
+            assert "token was not accepted" in r.json()["error"]
+        assert rest(gateway_facility, "GET", f"clusters/{name}", "alice").status_code == 200
+        assert open_reservations(gateway_facility, "bob", "dask-cluster") == []
+        assert len(open_reservations(gateway_facility, "alice", "dask-cluster")) == 1
+    finally:
+        assert rest(gateway_facility, "DELETE", f"clusters/{name}", "alice").status_code == 204
+    wait_until(
+        lambda: not open_reservations(gateway_facility, "alice", "dask-cluster"),
+        what="alice's cluster reservation released",
+    )

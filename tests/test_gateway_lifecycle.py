@@ -1,0 +1,124 @@
+"""The gateway behind a real hub, as a physicist uses it and as things fail: Gateway()
+with no arguments in a notebook, concurrent scale requests, killed workers and
+schedulers (reservations released), all against a real af-accounting."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import psutil
+import pytest
+from gateway_hub import gateway, gateway_facility, open_reservations, rest, wait_until
+from harness import run_python, spawn_server, stop_server, user_api_token
+
+pytestmark = pytest.mark.integration
+__all__ = ["gateway_facility"]  # the module's hub, a fixture
+
+NOTEBOOK = """
+from dask_gateway import Gateway
+gateway = Gateway()
+cluster = gateway.new_cluster()
+cluster.scale(1)
+client = cluster.get_client()
+client.wait_for_workers(1, timeout=120)
+print("sum", client.submit(sum, [1, 2, 3]).result())
+client.close()
+cluster.shutdown()
+"""
+
+
+async def test_gateway_needs_no_arguments_in_a_notebook(gateway_facility):
+    url, s = gateway_facility["url"], gateway_facility["sessions"]["alice"]
+    assert spawn_server(s, url, "alice").status_code == 200
+    try:
+        out = await run_python(url, "alice", user_api_token(s, url, "alice"), NOTEBOOK, 240)
+        assert "sum 6" in out
+    finally:
+        stop_server(s, url, "alice")
+    wait_until(
+        lambda: (
+            not open_reservations(gateway_facility, "alice")
+            and not open_reservations(gateway_facility, "alice", "dask-cluster")
+        ),
+        what="alice's reservations released",
+    )
+
+
+def dask_processes(cluster_name: str, role: str) -> list[psutil.Process]:
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = p.info["cmdline"] or []
+        if role in cmd[1:3]:  # [python,] dask, worker|scheduler, ...
+            try:
+                if p.environ().get("DASK_GATEWAY_CLUSTER_NAME") == cluster_name:
+                    found.append(p)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+    return found
+
+
+def test_concurrent_scale_requests_never_overcommit(gateway_facility):
+    g = gateway(gateway_facility, "bob")
+    clusters = [g.new_cluster(), g.new_cluster()]
+    try:
+        threads = [
+            threading.Thread(
+                target=rest,
+                args=(gateway_facility, "POST", f"clusters/{c.name}/scale", "bob"),
+                kwargs={"json": {"count": 2}},
+            )
+            for c in clusters
+            for _ in range(3)
+        ]
+        seen = []
+
+        def sample():
+            seen.append(len(open_reservations(gateway_facility, "bob")))
+            return len(seen) >= 40 and seen[-1] == 2
+
+        for t in threads:
+            t.start()
+        wait_until(sample, what="bob's workers sampled")
+        for t in threads:
+            t.join()
+        assert max(seen) == 2
+        running = sum(len(dask_processes(c.name, "worker")) for c in clusters)
+        assert running <= 2
+    finally:
+        for c in clusters:
+            c.shutdown()
+    wait_until(lambda: not open_reservations(gateway_facility, "bob"), what="released")
+
+
+def test_killed_worker_and_killed_scheduler_free_their_reservations(gateway_facility):
+    g = gateway(gateway_facility, "bob")
+    cluster = g.new_cluster()
+    try:
+        cluster.scale(1)
+        with cluster.get_client() as client:
+            client.wait_for_workers(1, timeout=120)
+        before = {r[0] for r in open_reservations(gateway_facility, "bob")}
+        assert len(before) == 1
+        (worker,) = dask_processes(cluster.name, "worker")
+        worker.send_signal(signal.SIGKILL)
+        # the killed worker's reservation ends; the cluster still wants 1 and gets a new one
+        wait_until(
+            lambda: before.isdisjoint(r[0] for r in open_reservations(gateway_facility, "bob")),
+            what="the killed worker's reservation released",
+        )
+        wait_until(lambda: len(open_reservations(gateway_facility, "bob")) == 1, what="a new one")
+        (scheduler,) = dask_processes(cluster.name, "scheduler")
+        scheduler.send_signal(signal.SIGKILL)
+        wait_until(
+            lambda: (
+                not open_reservations(gateway_facility, "bob")
+                and not open_reservations(gateway_facility, "bob", "dask-cluster")
+            ),
+            timeout=120,
+            what="the dead cluster's reservations released",
+        )
+        r = rest(gateway_facility, "GET", f"clusters/{cluster.name}", "bob")
+        assert r.json()["status"] == "FAILED"
+    finally:
+        cluster.shutdown()

@@ -18,6 +18,8 @@ from jupyterhub.spawner import SimpleLocalProcessSpawner
 from jhub_af.accounting import accounting_hub_config
 from jhub_af.accounting.examples import DEMO_POLICY
 from jhub_af.auth import CUSTOM_SCOPES, IAMAuthenticator, bearer_token_roles
+from jhub_af.gateway import gateway_hub_config
+from jhub_af.gateway.examples import DEMO_GATEWAY_OPTIONS
 from jhub_af.spawner import DEMO_PROFILES, ProfileSpawner
 from jhub_af.spawner.examples import NO_CLUSTER
 
@@ -136,7 +138,24 @@ def accounting(c, s: DemoSettings) -> None:
     add_roles(c, roles)
 
 
-DEMO_PARTS = (hub, login, notebooks, ssh, accounting)
+def dask_gateway(c, s: DemoSettings) -> None:
+    """dask-gateway-server at /services/dask-gateway behind the hub's proxy, with jhub_af's
+    quota backend (clusters are local processes; af-accounting caps each user's workers
+    across their clusters) and options by group; Gateway() in a notebook needs no
+    arguments. Its state is in the data dir. Needs the accounting part first."""
+    roles = gateway_hub_config(
+        c,
+        data_dir=s.data_path / "dask-gateway",
+        http_port=free_loopback_port(),
+        tcp_port=free_loopback_port(),
+        api_port=free_loopback_port(),
+        public_url=s.public_url,
+        options=DEMO_GATEWAY_OPTIONS,
+    )
+    add_roles(c, roles)
+
+
+DEMO_PARTS = (hub, login, notebooks, ssh, accounting, dask_gateway)
 
 
 def configure(c, settings: DemoSettings) -> None:

@@ -14,9 +14,12 @@ sets the scheduler's ``idle_timeout`` the same way. Settings::
     }
 
 ``worker_cores`` and ``worker_memory`` are the largest a user may ask for (the
-smallest is 1 core, 1 GiB, the default of the field); ``environments`` maps a name
-to environment variables the scheduler and workers get (the local and Slurm
-backends) and are joined over the user's groups; ``idle_timeout`` in seconds (0: never).
+smallest is 1 core, 1 GiB, the default of the field); ``idle_timeout`` is the
+seconds after which the cluster's scheduler stops an idle cluster (0: never). For
+each of them the most generous value among the user's groups that set it wins,
+otherwise the default. ``environments`` maps a name to environment variables the
+scheduler and workers get (the local and Slurm backends); the default's and the
+user's groups' are joined.
 """
 
 from __future__ import annotations
@@ -39,20 +42,24 @@ class Bounded(Float):
         return super().validate(float(x))
 
 
+def _most_generous(key: str, values: list[float]) -> float:
+    if key == "idle_timeout" and 0 in values:
+        return 0.0  # never culled
+    return max(values)
+
+
 def bounds_for(settings: Mapping, groups) -> dict:
-    """The bounds a user with ``groups`` gets: the most generous value per key."""
-    entries = [settings.get("default", DEFAULT)]
-    entries += [v for g, v in sorted(settings.get("groups", {}).items()) if g in set(groups)]
-    out = {"worker_cores": 1, "worker_memory": 1, "idle_timeout": 0, "environments": {}}
+    """The bounds of a user with ``groups``, resolved as af-accounting resolves quotas:
+    per key, the most generous value among the user's groups that set it, otherwise
+    the default (a group can be stricter than the default)."""
+    default = {**DEFAULT, **settings.get("default", {})}
+    entries = [v for g, v in sorted(settings.get("groups", {}).items()) if g in set(groups)]
+    out = {}
+    for key in ("worker_cores", "worker_memory", "idle_timeout"):
+        values = [float(e[key]) for e in entries if key in e]
+        out[key] = _most_generous(key, values) if values else float(default[key])
+    out["environments"] = dict(default.get("environments", {}))
     for entry in entries:
-        for key in ("worker_cores", "worker_memory"):
-            if key in entry:
-                out[key] = max(out[key], float(entry[key]))
-        if "idle_timeout" in entry:
-            # 0 is "never", the most generous
-            current, value = out["idle_timeout"], float(entry["idle_timeout"])
-            if entry is entries[0] or (current and (value == 0 or value > current)):
-                out["idle_timeout"] = value
         out["environments"].update(entry.get("environments", {}))
     if not out["environments"]:
         out["environments"] = {"default": {}}

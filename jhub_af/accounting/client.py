@@ -97,7 +97,15 @@ class AccountingClient(LoggingConfigurable):
         warning, and let the service's reconcile with the hub record the server later.
         """,
     )
-    timeout = Float(10.0, config=True, help="Seconds to wait for the service (default 10).")
+    timeout = Float(
+        30.0,
+        config=True,
+        help="""
+        Seconds to wait for the service (default 30). It asks the hub who the user is, and
+        a hub busy with a burst of spawns can take seconds to answer: a spawn that waits
+        is better than one refused as unreachable.
+        """,
+    )
     max_requests = Integer(
         64,
         config=True,

@@ -16,6 +16,7 @@ USERS = {
     "alice": {"groups": ["/atlas", "/atlas/users"]},
     "bob": {"groups": ["/cms"]},
     "dave": {"groups": ["/atlas"]},
+    "erin": {"groups": ["/cms", "/cms/short"]},
 }
 POLICY = {
     "defaults": {"servers": 2, "cores": 8, "memory": "16G", "dask_clusters": 3, "dask_workers": 2},
@@ -28,7 +29,8 @@ OPTIONS = {
             "worker_cores": 2,
             "worker_memory": 2,
             "environments": {"atlas": {"AF_ENV": "atlas"}},
-        }
+        },
+        "/cms/short": {"idle_timeout": 3},
     },
 }
 # quick heartbeats and checks so that crashes are noticed within seconds
@@ -38,6 +40,7 @@ BACKEND = {
     "worker_status_period": 1.0,
     "cluster_status_period": 1.0,
     "denied_retry_interval": 1.0,
+    "housekeeping_interval": 1.0,
 }
 
 
@@ -52,6 +55,9 @@ from jhub_af.demo.parts import add_roles
 from jhub_af.gateway import gateway_hub_config
 
 c.JupyterHub.authenticator_class = DemoAuthenticator
+# the machine is shared: a slow first start of JupyterLab is not a failure
+c.Spawner.http_timeout = 120
+c.Spawner.start_timeout = 180
 c.DemoAuthenticator.demo_users = json.loads({json.dumps(json.dumps(USERS))})
 c.DemoAuthenticator.allowed_vos = ["/atlas", "/cms"]
 roles = accounting_hub_config(
@@ -63,6 +69,7 @@ roles += gateway_hub_config(
     api_port={free_port()}, public_url="http://127.0.0.1:{port}",
     backend_settings=json.loads({json.dumps(json.dumps(BACKEND))}),
     options=json.loads({json.dumps(json.dumps(OPTIONS))}),
+    stop_with_server=True,
 )
 add_roles(c, roles)
 """
@@ -148,6 +155,12 @@ def rest(facility, method: str, path: str, user: str | None = None, token=None, 
         timeout=60,
         **kw,
     )
+
+
+def events(facility, event: str) -> list[dict]:
+    path = facility["events"]
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [e for e in map(json.loads, lines) if e["event"] == event]
 
 
 def wait_until(predicate, timeout: float = 60, what: str = "condition"):

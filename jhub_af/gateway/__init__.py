@@ -8,7 +8,19 @@
 """
 
 from .hubconfig import gateway_hub_config
-from .options import group_options
-from .quota import QuotaBackendMixin, QuotaLocalBackend
 
 __all__ = ["QuotaBackendMixin", "QuotaLocalBackend", "gateway_hub_config", "group_options"]
+
+
+def __getattr__(name: str):
+    # the backend and options pull in dask-gateway-server (aiohttp, ...): import them
+    # only where they run (the gateway), not in the hub's config or the CLI
+    if name in ("QuotaBackendMixin", "QuotaLocalBackend"):
+        from . import quota
+
+        return getattr(quota, name)
+    if name == "group_options":
+        from .options import group_options
+
+        return group_options
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

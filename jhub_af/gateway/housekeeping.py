@@ -1,6 +1,10 @@
 """Housekeeping for the gateway's clusters: a maximum lifetime, and a record of every
 cluster that starts, stops or is stopped by housekeeping.
 
+With ``stop_with_server``, a user's clusters stop when the hub says their notebook
+server, which was seen running, is gone (the gateway's token then needs
+``read:servers`` and ``read:users:name``, which ``gateway_hub_config`` adds only then).
+
 Idle clusters are stopped by their own scheduler (``ClusterConfig.idle_timeout``),
 which the options handler sets by group (:mod:`jhub_af.gateway.options`).
 """
@@ -9,10 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from pathlib import Path
+from urllib.parse import quote
 
-from traitlets import Float, Unicode
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from traitlets import Bool, Float, Unicode
 from traitlets.config import Configurable
 
 
@@ -33,6 +40,16 @@ class HousekeepingMixin(Configurable):
         min=0.5,
         config=True,
         help="Seconds between checks of the clusters' lifetimes (default 30).",
+    )
+    stop_with_server = Bool(
+        False,
+        config=True,
+        help="""
+        Stop all of a user's clusters when their default notebook server stops (it was
+        seen running, and the hub now says it is not). Checked every
+        ``housekeeping_interval``. Default False: clusters outlive the notebook (a
+        script may keep using them); they still stop when idle or too old.
+        """,
     )
     record_file = Unicode(
         "",
@@ -61,18 +78,56 @@ class HousekeepingMixin(Configurable):
         """Called on every scheduler heartbeat (a hook for later activity rules)."""
 
     def setup_housekeeping(self) -> None:
-        if self.max_cluster_lifetime:
-            self.task_pool.spawn(self._lifetime_loop())
+        self._servers_seen: set[str] = set()
+        if self.max_cluster_lifetime or self.stop_with_server:
+            self.task_pool.spawn(self._housekeeping_loop())
 
-    async def _lifetime_loop(self) -> None:
+    async def _housekeeping_loop(self) -> None:
         while True:
             await asyncio.sleep(self.housekeeping_interval)
             try:
-                await self.stop_old_clusters()
+                if self.max_cluster_lifetime:
+                    await self.stop_old_clusters()
+                if self.stop_with_server:
+                    await self.stop_clusters_of_stopped_servers()
             except asyncio.CancelledError:
                 raise
             except Exception as e:
                 self.log.warning("Housekeeping failed: %s", e)
+
+    async def _server_running(self, user: str) -> bool | None:
+        """Whether the hub says ``user``'s default server runs (None: cannot tell)."""
+        url = os.environ.get("JUPYTERHUB_API_URL", "").rstrip("/")
+        token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
+        if not url or not token:
+            return None
+        try:
+            response = await AsyncHTTPClient().fetch(
+                f"{url}/users/{quote(user, safe='')}",
+                headers={"Authorization": f"token {token}"},
+                request_timeout=10,
+            )
+        except (HTTPClientError, OSError) as e:
+            self.log.warning("Cannot ask the hub about %s's server: %s", user, e)
+            return None
+        servers = json.loads(response.body).get("servers", {})
+        return bool(servers.get("", {}).get("ready"))
+
+    async def stop_clusters_of_stopped_servers(self) -> None:
+        by_user: dict[str, list] = {}
+        for cluster in self.db.active_clusters():
+            if cluster.target.name == "RUNNING":
+                by_user.setdefault(cluster.username, []).append(cluster)
+        for user, clusters in by_user.items():
+            running = await self._server_running(user)
+            if running and user not in self._servers_seen:
+                self._servers_seen.add(user)
+                self.record("server-seen", clusters[0], clusters=len(clusters))
+            elif running is False and user in self._servers_seen:
+                self._servers_seen.discard(user)
+                for cluster in clusters:
+                    self.record("cluster-stopped-with-server", cluster)
+                    await self.stop_cluster(cluster.name)
 
     async def stop_old_clusters(self) -> None:
         cutoff = time.time() * 1000 - self.max_cluster_lifetime * 1000

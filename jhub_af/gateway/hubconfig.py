@@ -84,6 +84,7 @@ def gateway_hub_config(
     public_url: str,
     backend_settings: dict | None = None,
     options: dict | None = None,
+    stop_with_server: bool = False,
 ) -> list[dict]:
     """Configure the hub ``c`` to run the gateway behind its proxy; return its roles.
 
@@ -91,7 +92,9 @@ def gateway_hub_config(
     API is then ``{public_url}/services/dask-gateway``, and schedulers are reached at
     ``gateway://127.0.0.1:{tcp_port}``. ``backend_settings``: more ``QuotaLocalBackend``
     settings; ``options``: the options handler's per-group bounds
-    (:func:`jhub_af.gateway.options.group_options`). Call it after
+    (:func:`jhub_af.gateway.options.group_options`); ``stop_with_server``: stop a
+    user's clusters when their notebook server stops (the service token then also
+    gets ``read:servers`` and ``read:users:name``). Call it after
     ``accounting_hub_config`` (it reads ``c.AccountingClient.url``).
     """
     data = Path(data_dir)
@@ -105,7 +108,7 @@ def gateway_hub_config(
             tcp_port=tcp_port,
             api_port=api_port,
             accounting_url=c.AccountingClient.url,
-            backend_settings=backend_settings,
+            backend_settings={**(backend_settings or {}), "stop_with_server": stop_with_server},
             options=options,
         )
     )
@@ -132,7 +135,8 @@ def gateway_hub_config(
         {
             "name": SERVICE,
             "services": [SERVICE],
-            "scopes": [RESERVE_SCOPE, "access:services!service=af-accounting"],
+            "scopes": [RESERVE_SCOPE, "access:services!service=af-accounting"]
+            + (["read:servers", "read:users:name"] if stop_with_server else []),
         },
         {"name": "user", "scopes": ["self", ACCESS]},
         {

@@ -10,7 +10,7 @@ import threading
 import psutil
 import pytest
 from gateway_hub import gateway, gateway_facility, open_reservations, rest, wait_until
-from harness import run_python, spawn_server, stop_server, user_api_token
+from harness import ManagedProcess, run_python, spawn_server, stop_server, user_api_token
 
 pytestmark = pytest.mark.integration
 __all__ = ["gateway_facility"]  # the module's hub, a fixture
@@ -122,3 +122,60 @@ def test_killed_worker_and_killed_scheduler_free_their_reservations(gateway_faci
         assert r.json()["status"] == "FAILED"
     finally:
         cluster.shutdown()
+
+
+def gateway_process(facility) -> psutil.Process:
+    config = str(facility["workdir"] / "gateway" / "dask_gateway_config.py")
+    (found,) = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if config in (p.info["cmdline"] or [])
+        and "dask-gateway-server" in " ".join(p.info["cmdline"])
+    ]
+    return found
+
+
+def test_gateway_restart_keeps_the_clusters_accounting(gateway_facility):
+    g = gateway(gateway_facility, "bob")
+    cluster = g.new_cluster()
+    cluster.scale(1)
+    with cluster.get_client() as client:
+        client.wait_for_workers(1, timeout=120)
+    held = sorted(open_reservations(gateway_facility, "bob"))
+    assert len(held) == 1
+    old = gateway_process(gateway_facility)
+    cmd, env, cwd = old.cmdline(), old.environ(), old.cwd()
+    old.terminate()
+    old.wait(60)
+    # the hub does not restart a managed service: start the same command ourselves
+    log = gateway_facility["workdir"] / "restarted.log"
+    restarted = ManagedProcess(cmd, log=log, cwd=cwd, env=env)
+    try:
+        wait_until(
+            lambda: rest(gateway_facility, "GET", "clusters/", "bob").status_code == 200,
+            what="the restarted gateway answers",
+        )
+        # the same cluster, the same worker, the same reservation; the cap still holds
+        assert (
+            rest(gateway_facility, "GET", f"clusters/{cluster.name}", "bob").json()["status"]
+            == "RUNNING"
+        )
+        assert sorted(open_reservations(gateway_facility, "bob")) == held
+        r = rest(
+            gateway_facility, "POST", f"clusters/{cluster.name}/scale", "bob", json={"count": 5}
+        )
+        assert r.json()["ok"] is False
+        assert "Scaling to 2 instead" in r.json()["msg"]
+        wait_until(lambda: len(open_reservations(gateway_facility, "bob")) == 2, what="2 held")
+        assert (
+            rest(gateway_facility, "DELETE", f"clusters/{cluster.name}", "bob").status_code == 204
+        )
+        wait_until(
+            lambda: (
+                not open_reservations(gateway_facility, "bob")
+                and not open_reservations(gateway_facility, "bob", "dask-cluster")
+            ),
+            what="released after the restart",
+        )
+    finally:
+        restarted.stop()

@@ -59,36 +59,43 @@ def dask_processes(cluster_name: str, role: str) -> list[psutil.Process]:
 
 
 def test_concurrent_scale_requests_never_overcommit(gateway_facility):
-    g = gateway(gateway_facility, "bob")
-    clusters = [g.new_cluster(), g.new_cluster()]
+    # two users, each limited to 2 workers in total, two clusters each
+    users = ("alice", "bob")
+    clusters = {u: [gateway(gateway_facility, u).new_cluster() for _ in range(2)] for u in users}
     try:
         threads = [
             threading.Thread(
                 target=rest,
-                args=(gateway_facility, "POST", f"clusters/{c.name}/scale", "bob"),
+                args=(gateway_facility, "POST", f"clusters/{c.name}/scale", u),
                 kwargs={"json": {"count": 2}},
             )
-            for c in clusters
+            for u in users
+            for c in clusters[u]
             for _ in range(3)
         ]
-        seen = []
+        seen = {u: [] for u in users}
 
         def sample():
-            seen.append(len(open_reservations(gateway_facility, "bob")))
-            return len(seen) >= 40 and seen[-1] == 2
+            for u in users:
+                seen[u].append(len(open_reservations(gateway_facility, u)))
+            return len(seen["bob"]) >= 40 and all(seen[u][-1] == 2 for u in users)
 
         for t in threads:
             t.start()
-        wait_until(sample, what="bob's workers sampled")
+        wait_until(sample, what="the users' workers sampled")
         for t in threads:
             t.join()
-        assert max(seen) == 2
-        running = sum(len(dask_processes(c.name, "worker")) for c in clusters)
-        assert running <= 2
+        for u in users:
+            assert max(seen[u]) == 2
+            running = sum(len(dask_processes(c.name, "worker")) for c in clusters[u])
+            assert running <= 2
     finally:
-        for c in clusters:
-            c.shutdown()
-    wait_until(lambda: not open_reservations(gateway_facility, "bob"), what="released")
+        for u in users:
+            for c in clusters[u]:
+                c.shutdown()
+    wait_until(
+        lambda: not any(open_reservations(gateway_facility, u) for u in users), what="released"
+    )
 
 
 def test_killed_worker_and_killed_scheduler_free_their_reservations(gateway_facility):

@@ -78,7 +78,8 @@ class HousekeepingMixin(Configurable):
         """Called on every scheduler heartbeat (a hook for later activity rules)."""
 
     def setup_housekeeping(self) -> None:
-        self._servers_seen: set[str] = set()
+        # user -> when (ms) their server was last seen running
+        self._servers_seen: dict[str, float] = {}
         if self.max_cluster_lifetime or self.stop_with_server:
             self.task_pool.spawn(self._housekeeping_loop())
 
@@ -118,24 +119,19 @@ class HousekeepingMixin(Configurable):
         for cluster in self.db.active_clusters():
             if cluster.target.name == "RUNNING":
                 by_user.setdefault(cluster.username, []).append(cluster)
+        for user in set(self._servers_seen) - set(by_user):
+            del self._servers_seen[user]  # no clusters left to stop
         for user, clusters in by_user.items():
             running = await self._server_running(user)
-            if running and user not in self._servers_seen:
-                self._servers_seen.add(user)
-                self.record("server-seen", clusters[0], clusters=len(clusters))
+            if running:
+                if user not in self._servers_seen:
+                    self.record("server-seen", clusters[0], clusters=len(clusters))
+                self._servers_seen[user] = time.time() * 1000
             elif running is False and user in self._servers_seen:
-                self._servers_seen.discard(user)
+                # only clusters that ran while the server did: a cluster made after the
+                # server stopped (from a script, a token) is not the server's
+                last_seen = self._servers_seen.pop(user)
                 for cluster in clusters:
-                    self.record("cluster-stopped-with-server", cluster)
-                    await self.stop_cluster(cluster.name)
-
-    async def stop_old_clusters(self) -> None:
-        cutoff = time.time() * 1000 - self.max_cluster_lifetime * 1000
-        for cluster in list(self.db.active_clusters()):
-            if cluster.start_time < cutoff and cluster.target.name == "RUNNING":
-                self.record(
-                    "cluster-lifetime-exceeded",
-                    cluster,
-                    reason=f"ran longer than {self.max_cluster_lifetime:g} s",
-                )
-                await self.stop_cluster(cluster.name)
+                    if cluster.start_time <= last_seen:
+                        self.record("cluster-stopped-with-server", cluster)
+                        await self.stop_cluster(cluster.name)

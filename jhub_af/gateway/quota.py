@@ -27,7 +27,12 @@ from aiohttp import web
 from dask_gateway_server.backends.local import UnsafeLocalBackend
 from traitlets import Float, Instance
 
-from jhub_af.accounting.client import AccountingClient, AccountingUnavailable, QuotaDenied
+from jhub_af.accounting.client import (
+    AccountingClient,
+    AccountingRefused,
+    AccountingUnavailable,
+    QuotaDenied,
+)
 
 from .housekeeping import HousekeepingMixin
 
@@ -124,7 +129,7 @@ class QuotaBackendMixin(HousekeepingMixin):
                         self._worker_resources(cluster.config),
                         server=cluster.name,
                     )
-                except (QuotaDenied, AccountingUnavailable) as e:
+                except (QuotaDenied, AccountingUnavailable, AccountingRefused) as e:
                     reason = e.message
                     if not hasattr(self, "_af_denied"):
                         self._af_denied = {}
@@ -157,6 +162,8 @@ class QuotaBackendMixin(HousekeepingMixin):
             raise web.HTTPForbidden(reason=e.message) from None
         except AccountingUnavailable as e:
             raise web.HTTPServiceUnavailable(reason=e.message) from None
+        except AccountingRefused as e:  # e.g. a size accounting will not record
+            raise web.HTTPUnprocessableEntity(reason=e.message) from None
         cluster = self.db.create_cluster(user.name, options, config.to_dict())
         self._held(cluster)["cluster"] = r.id
         self._save(cluster)

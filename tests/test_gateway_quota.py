@@ -130,3 +130,34 @@ def test_other_users_cluster_refused_and_bad_tokens_401(gateway_facility):
         lambda: not open_reservations(gateway_facility, "alice", "dask-cluster"),
         what="alice's cluster reservation released",
     )
+
+
+def test_adapt_minimum_beyond_the_quota_names_the_limit(gateway_facility):
+    r = rest(gateway_facility, "POST", "clusters/", "bob", json={"cluster_options": {}})
+    name = r.json()["name"]
+    try:
+        wait_until(
+            lambda: (
+                rest(gateway_facility, "GET", f"clusters/{name}", "bob").json()["status"]
+                == "RUNNING"
+            ),
+            what="bob's cluster running",
+        )
+        r = rest(
+            gateway_facility,
+            "POST",
+            f"clusters/{name}/adapt",
+            "bob",
+            json={"minimum": 3, "maximum": 5},
+        )
+        assert r.status_code == 200
+        assert r.json()["ok"] is False
+        assert r.json()["msg"].startswith("Adapt minimum of 3 workers exceeds your Dask quota")
+        assert "2 Dask workers" in r.json()["msg"]
+        wait_until(
+            lambda: len(open_reservations(gateway_facility, "bob")) == 2, what="2 workers held"
+        )
+        assert len(open_reservations(gateway_facility, "bob")) == 2
+    finally:
+        rest(gateway_facility, "DELETE", f"clusters/{name}", "bob")
+    wait_until(lambda: not open_reservations(gateway_facility, "bob"), what="released")

@@ -223,6 +223,7 @@ def test_reconcile_after_a_crash_counts_nothing_twice(ledger):
         Running("fay", "b", NOW + 30, ("/atlas",)),
         Running("gil", "", NOW),
         Running("hal", "", NOW - HOUR, ("/cms",)),  # started while the service was away
+        Running("ida", "", NOW + 50, ("/cms",), ready=False),  # starting: not adopted
     ]
     adopt = lambda s: server(s.user, 1)  # noqa: E731
     report = ledger.reconcile(running, "af-accounting", adopt, now=NOW + 60)
@@ -235,6 +236,7 @@ def test_reconcile_after_a_crash_counts_nothing_twice(ledger):
     again = ledger.reconcile(running, "af-accounting", adopt, ttl=2 * HOUR, now=NOW + 120)
     assert again == {"closed": 0, "confirmed": 0, "voided": 0, "adopted": 0, "renewed": 3}
     totals = ledger.totals_by("user", *PERIOD, now=NOW + HOUR)
+    assert "ida" not in totals and ledger.open_reservations("ida", now=NOW + 120) == []
     assert totals["gil"].core_hours == pytest.approx(2.0)  # one interval, not two
     assert totals["hal"].core_hours == pytest.approx(2.0)
     assert ledger.totals_by("group", *PERIOD, now=NOW + HOUR)["/cms"].core_hours == (

@@ -97,6 +97,7 @@ class HubAPI:
                             server=name,
                             started=_epoch(server.get("started")),
                             groups=tuple(user.get("groups") or ()),
+                            ready=bool(server.get("ready")) and server.get("pending") != "spawn",
                         )
                     )
             nxt = page.get("_pagination", {}).get("next") if isinstance(page, dict) else None

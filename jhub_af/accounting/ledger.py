@@ -58,6 +58,8 @@ class Running:
     server: str
     started: float
     groups: tuple[str, ...] = ()
+    # False while the hub is still starting it (its spawner has not reserved yet)
+    ready: bool = True
 
 
 def _make_engine(url: str, busy_timeout: float, immediate: bool, pool_size: int):
@@ -320,8 +322,9 @@ class Ledger:
 
         Closes intervals of servers that are gone, confirms pending ones that did
         start, keeps one interval per running server (later duplicates are voided),
-        records servers that run without a reservation (``adopt`` sizes them),
-        and renews all that run.
+        records servers that run (ready) without a reservation (``adopt`` sizes them),
+        and renews all that run. A server the hub is still starting is left to its
+        spawner, which reserves and confirms it.
         """
         now = time.time() if now is None else now
         report = {"closed": 0, "confirmed": 0, "voided": 0, "adopted": 0, "renewed": 0}
@@ -345,6 +348,8 @@ class Ledger:
                     report["voided"] += 1
                 else:
                     seen.add(key)
+                    if row.state == PENDING and not server.ready:
+                        continue  # still starting: its spawner confirms it
                     if row.state == PENDING:
                         row.state, row.started = ACTIVE, max(server.started, row.created)
                         report["confirmed"] += 1
@@ -352,7 +357,8 @@ class Ledger:
                         report["renewed"] += 1
                     row.last_seen, row.expires = now, now + ttl
             for key, server in by_key.items():
-                if key in seen:
+                if key in seen or not server.ready:
+                    # a server still starting has no reservation yet: its spawner asks
                     continue
                 request = adopt(server)
                 res = request.resources

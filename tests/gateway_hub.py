@@ -136,14 +136,30 @@ def all_reservations(facility) -> int:
         return db.execute("SELECT count(*) FROM af_reservations").fetchone()[0]
 
 
+# dask_gateway's Gateway and GatewayCluster finalizers raise once their event loop has
+# stopped (pytest then reports an unraisable exception): keep them alive until exit,
+# when the finalizers do nothing
+_KEEP: list = []
+
+
 def gateway(facility, user: str):
     from dask_gateway import Gateway, JupyterHubAuth
 
-    return Gateway(
+    g = Gateway(
         address=facility["address"],
         proxy_address=facility["proxy_address"],
         auth=JupyterHubAuth(api_token=facility["tokens"][user]),
     )
+    new_cluster = g.new_cluster
+
+    def new_cluster_kept(*args, **kwargs):
+        cluster = new_cluster(*args, **kwargs)
+        _KEEP.append(cluster)
+        return cluster
+
+    g.new_cluster = new_cluster_kept
+    _KEEP.append(g)
+    return g
 
 
 def rest(facility, method: str, path: str, user: str | None = None, token=None, **kw):

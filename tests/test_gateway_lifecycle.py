@@ -148,7 +148,11 @@ def test_gateway_restart_keeps_the_clusters_accounting(gateway_facility):
     cluster.scale(1)
     with cluster.get_client() as client:
         client.wait_for_workers(1, timeout=120)
-    held = sorted(open_reservations(gateway_facility, "bob"))
+    # confirmed (active) once the scheduler has reported the worker running
+    held = wait_until(
+        lambda: [r for r in open_reservations(gateway_facility, "bob") if r[1] == "active"],
+        what="the worker's reservation active",
+    )
     assert len(held) == 1
     old = gateway_process(gateway_facility)
     cmd, env, cwd = old.cmdline(), old.environ(), old.cwd()

@@ -22,7 +22,7 @@ from jhub_af.accounting.ledger import (
     NotYours,
     Running,
 )
-from jhub_af.accounting.policy import QuotaPolicy, decide, effective_limits
+from jhub_af.accounting.policy import QuotaPolicy
 from jhub_af.accounting.resources import parse_request
 from jhub_af.accounting.usage import integrate, period_bounds
 
@@ -58,18 +58,7 @@ def server(user, cores=1, gpus=None, name=""):
 
 
 def reserve(ledger, request, groups, policy, now=NOW, client="hub"):
-    limits = effective_limits(policy, request.user, groups, request.resources.gpus)
-
-    def _decide(usage, group_usage):
-        return decide(
-            limits,
-            usage,
-            request,
-            period=policy.period,
-            warn_at=policy.warn_at,
-            group_totals={g: policy.group_totals[g] for g in group_usage},
-            group_usage=group_usage,
-        )
+    _decide = policy.decider(request, groups)
 
     return ledger.reserve(
         request,

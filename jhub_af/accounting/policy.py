@@ -211,6 +211,25 @@ class QuotaPolicy(LoggingConfigurable):
     def total_groups(self, groups: Iterable[str]) -> list[str]:
         return sorted(g for g in groups if g in self.group_totals)
 
+    def decider(self, request: Request, groups: Iterable[str]):
+        """The decision function the ledger calls with (usage, group_usage) under its lock."""
+        groups = list(groups)
+        limits = effective_limits(self, request.user, groups, request.resources.gpus)
+        totals = {g: self.group_totals[g] for g in self.total_groups(groups)}
+
+        def _decide(usage, group_usage):
+            return decide(
+                limits,
+                usage,
+                request,
+                period=self.period,
+                warn_at=self.warn_at,
+                group_totals=totals,
+                group_usage=group_usage,
+            )
+
+        return _decide
+
 
 def resolve(policy: QuotaPolicy, key: str, user: str, groups: Iterable[str]) -> Limit:
     """The effective limit of one dimension (``gpus:t4`` for a GPU type) for a user."""

@@ -30,7 +30,7 @@ from . import handlers, pages
 from .hubapi import HubAPI, HubUnavailable
 from .ledger import Ledger, LedgerUnavailable, Running
 from .metrics import Metrics
-from .policy import QuotaPolicy, decide, effective_limits
+from .policy import QuotaPolicy, effective_limits
 from .resources import Request, parse_request
 from .usage import period_bounds
 
@@ -234,19 +234,8 @@ class AccountingService(Application):
         model = await self._hub_user(request.user)
         groups = sorted(model.get("groups") or [])
         policy = self.policy
-        limits = effective_limits(policy, request.user, groups, request.resources.gpus)
         totals = policy.total_groups(groups)
-
-        def _decide(usage, group_usage):
-            return decide(
-                limits,
-                usage,
-                request,
-                period=policy.period,
-                warn_at=policy.warn_at,
-                group_totals={g: policy.group_totals[g] for g in totals},
-                group_usage=group_usage,
-            )
+        _decide = policy.decider(request, groups)
 
         return await self.in_thread(
             self.ledger.reserve,

@@ -30,6 +30,7 @@ def _load_jupyter_server_extension(serverapp):
     api_url = os.environ.get("JUPYTERHUB_API_URL")
     api_token = os.environ.get("JUPYTERHUB_API_TOKEN")
     user = os.environ.get("JUPYTERHUB_USER")
+    _add_rucio_handlers(serverapp)  # the panel's Data tab (works outside JupyterHub too)
     if not (api_url and api_token and user):
         return  # not under JupyterHub
     _add_ssh_handlers(serverapp, user)
@@ -53,3 +54,10 @@ def _add_ssh_handlers(serverapp, user: str) -> None:
     IOLoop.current().add_callback(
         lambda: recorder.attach(serverapp.web_app.settings.get("terminal_manager"))
     )
+
+
+def _add_rucio_handlers(serverapp) -> None:
+    """The panel's Data tab: ``{base_url}jhub-af/rucio/`` (jhub_af.lab.rucio)."""
+    from .rucio import rucio_handlers
+
+    serverapp.web_app.add_handlers(".*$", rucio_handlers(serverapp))

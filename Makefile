@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 # Debian packages the tests start for real (later issues add slurm, postgresql, ...)
-TEST_SYSTEM_PACKAGES := chromium slurm-wlm munge python3-venv postgresql openssh-client openssh-sftp-server openssh-server rsync sshpass sudo
+TEST_SYSTEM_PACKAGES := chromium slurm-wlm munge python3-venv postgresql openssh-client openssh-sftp-server openssh-server rsync sshpass sudo memcached
 
 .PHONY: demo test test-fast lint format bench install install-test node system-test clean help
 
@@ -29,6 +29,17 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+# the Rucio server the Data tab's tests run: its own venv (server and clients both
+# ship the `rucio` package); its own .gitignore keeps it out of git
+RUCIO_VENV := .venv-rucio
+RUCIO_VERSION := 41.5.1
+$(RUCIO_VENV)/.installed:
+	$(PYTHON) -m venv $(RUCIO_VENV)
+	echo '*' > $(RUCIO_VENV)/.gitignore
+	$(RUCIO_VENV)/bin/pip install -q --upgrade pip
+	$(RUCIO_VENV)/bin/pip install -q 'rucio[postgresql]==$(RUCIO_VERSION)' gunicorn
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -54,7 +65,7 @@ format: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: system-test install-test lint
+test: system-test install-test $(RUCIO_VENV)/.installed lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install-test

@@ -71,7 +71,7 @@ test: system-test install-test $(RUCIO_VENV)/.installed lint
 test-fast: install-test
 	$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
 
-bench: install-test
+bench: install-test $(RUCIO_VENV)/.installed
 	$(BIN)/python benchmarks/run.py
 
 clean:

@@ -31,6 +31,7 @@ from .kernel import run_python, user_api_token
 from .net import free_port, wait_for_http
 from .postgres import RunningPostgres, start_postgres
 from .processes import ManagedProcess
+from .rucio import RunningRucio, start_rucio
 from .slurm import RunningSlurm, batch_venv, ensure_unix_user, remove_unix_user, start_slurm
 from .ssh import OPENSSH_OPTIONS, hub_token, openssh, rsync, start_af_ssh, wait_for_port
 
@@ -41,6 +42,7 @@ __all__ = [
     "RunningHub",
     "RunningIdP",
     "RunningPostgres",
+    "RunningRucio",
     "RunningSlurm",
     "admin_get",
     "batch_venv",
@@ -71,6 +73,7 @@ __all__ = [
     "start_hub",
     "start_idp",
     "start_postgres",
+    "start_rucio",
     "start_slurm",
     "stop_server",
     "user_api_token",

@@ -11,6 +11,7 @@ from .browser import launch_chromium
 from .demo import start_demo
 from .hub import REPO, RunningHub, start_hub
 from .postgres import RunningPostgres, start_postgres
+from .rucio import RunningRucio, start_rucio
 from .slurm import RunningSlurm, start_slurm
 
 
@@ -82,3 +83,13 @@ def postgres() -> RunningPostgres:
     pg = start_postgres()
     yield pg
     pg.stop()
+
+
+@pytest.fixture(scope="session")
+def rucio_server(tmp_path_factory) -> RunningRucio:
+    """A real Rucio 41 server (own venv, memcached, SQLite) with a seeded scope, RSEs,
+    container -> datasets -> files, replicas and a 10,000-file dataset (see
+    harness/rucio.py); ``rucio_server.lab_config()`` points jhub_af.lab at it."""
+    server = start_rucio(tmp_path_factory.mktemp("rucio"))
+    yield server
+    server.stop()

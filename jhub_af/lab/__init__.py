@@ -31,6 +31,7 @@ def _load_jupyter_server_extension(serverapp):
     api_token = os.environ.get("JUPYTERHUB_API_TOKEN")
     user = os.environ.get("JUPYTERHUB_USER")
     _add_rucio_handlers(serverapp)  # the panel's Data tab (works outside JupyterHub too)
+    _add_panel_handlers(serverapp)  # the panel's Dask and Usage tabs (same)
     if not (api_url and api_token and user):
         return  # not under JupyterHub
     _add_ssh_handlers(serverapp, user)
@@ -61,3 +62,12 @@ def _add_rucio_handlers(serverapp) -> None:
     from .rucio import rucio_handlers
 
     serverapp.web_app.add_handlers(".*$", rucio_handlers(serverapp))
+
+
+def _add_panel_handlers(serverapp) -> None:
+    """The panel's Dask and Usage tabs: ``{base_url}jhub-af/dask/`` (jhub_af.lab.dask)
+    and ``{base_url}jhub-af/usage`` (jhub_af.lab.usage)."""
+    from .dask import dask_handlers
+    from .usage import usage_handlers
+
+    serverapp.web_app.add_handlers(".*$", dask_handlers(serverapp) + usage_handlers(serverapp))

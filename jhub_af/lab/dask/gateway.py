@@ -1,0 +1,226 @@
+"""The Dask Gateway as the panel's server sees it: dask_gateway's own client, with the
+notebook server's credentials, run off the event loop, its failures turned into
+sentences a physicist can act on.
+
+The spawner sets ``DASK_GATEWAY__ADDRESS``, ``DASK_GATEWAY__AUTH__TYPE=jupyterhub``
+and the server's ``JUPYTERHUB_API_TOKEN``, so ``Gateway()`` needs no arguments here,
+as in a notebook. The gateway decides which clusters are the user's: every call goes
+to its API with the user's token, and a cluster name from a request goes nowhere else
+(it is checked to be a plain name first, so it cannot change the API path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+
+from .options import OptionsError, apply_options, options_spec
+
+# dask-gateway-server names clusters "<namespace>.<hex>"; anything else is refused
+CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}(\.[A-Za-z0-9_-]{1,64}){0,2}$")
+MAX_WORKERS = 10_000
+
+GATEWAY_DOWN = (
+    "The Dask Gateway cannot be reached right now, so nothing was changed. Your running "
+    "clusters are not affected; try again in a minute, and tell the facility's admins "
+    "if it lasts."
+)
+NOT_CONFIGURED = (
+    "This notebook server does not know the facility's Dask Gateway (DASK_GATEWAY__ADDRESS "
+    "is not set). Restart your server from the hub's home page; if that does not help, "
+    "tell the facility's admins."
+)
+CREDENTIALS = (
+    "The Dask Gateway refused this notebook server's credentials (they expire when the "
+    "server is stopped or the token is revoked). Save your work, then stop and start your "
+    "server from the hub's home page (File > Hub Control Panel) to get fresh ones."
+)
+
+
+class GatewayError(Exception):
+    """A refusal or failure with the HTTP status the panel's handler answers."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not CLUSTER_NAME.match(name):
+        raise GatewayError(400, "That is not a Dask cluster name (like dask-gateway.1a2b3c).")
+    return name
+
+
+def check_count(value, what: str, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_WORKERS:
+        raise GatewayError(
+            400, f"{what} must be a whole number of workers from 0 to {MAX_WORKERS}."
+        )
+    return value
+
+
+def _translate(e: BaseException, name: str | None = None) -> GatewayError:
+    """Map what dask_gateway's client raises to a status and a sentence."""
+    import aiohttp
+    from dask_gateway.client import GatewayClusterError, GatewayServerError
+
+    if isinstance(e, GatewayError):
+        return e
+    if isinstance(e, OptionsError):
+        return GatewayError(400, str(e))
+    if isinstance(e, aiohttp.ClientResponseError):
+        if e.status == 401:
+            return GatewayError(401, CREDENTIALS)
+        if e.status == 403:
+            # the quota backend refuses a cluster with af-accounting's reason
+            return GatewayError(403, e.message or "The Dask Gateway refused this request.")
+        if e.status in (502, 503, 504):
+            return GatewayError(503, GATEWAY_DOWN)
+        return GatewayError(502, f"The Dask Gateway answered HTTP {e.status}: {e.message}")
+    if isinstance(e, aiohttp.ClientError | OSError | asyncio.TimeoutError):
+        return GatewayError(503, GATEWAY_DOWN)
+    if isinstance(e, GatewayClusterError):
+        return GatewayError(409, str(e))
+    if isinstance(e, GatewayServerError):
+        return GatewayError(502, f"The Dask Gateway failed: {str(e)[:300]}")
+    if isinstance(e, ValueError):
+        text = str(e)
+        if name and ("not found" in text.lower() or "does not exist" in text.lower()):
+            return GatewayError(404, f"You have no Dask cluster named {name}.")
+        return GatewayError(400, text[:500])
+    return GatewayError(500, f"The Dask Gateway request failed: {type(e).__name__}")
+
+
+def _report(r) -> dict:
+    return {
+        "name": r.name,
+        "status": r.status.name.lower(),
+        "options": dict(r.options or {}),
+        "dashboard_link": r.dashboard_link,
+        "start_time": r.start_time.timestamp() if r.start_time else None,
+        "stop_time": r.stop_time.timestamp() if r.stop_time else None,
+        "workers": None,
+        "cores": None,
+        "memory": None,
+    }
+
+
+class PanelGateway:
+    """One ``dask_gateway.Gateway`` per notebook server, called from worker threads."""
+
+    def __init__(self, log=None):
+        self.log = log
+        self._gateway = None
+        self._lock = threading.Lock()
+        # scale/adapt report a capped request as a warning: one at a time, so that each
+        # request sees its own warning
+        self._warn_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(4, thread_name_prefix="jhub-af-dask")
+
+    def gateway(self):
+        with self._lock:
+            if self._gateway is None:
+                import dask
+                from dask_gateway import Gateway
+
+                if not dask.config.get("gateway.address", None):
+                    raise GatewayError(503, NOT_CONFIGURED)
+                self._gateway = Gateway()
+            return self._gateway
+
+    async def _run(self, fn, *args, name: str | None = None):
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, lambda: fn(*args))
+        except Exception as e:
+            err = _translate(e, name)
+            if err.status >= 500 and self.log:
+                self.log.warning("jhub_af dask: %s (%s: %s)", err.message, type(e).__name__, e)
+            raise err from None
+
+    # ---- the calls behind the handlers ---------------------------------------
+
+    async def options(self) -> list[dict]:
+        return await self._run(
+            lambda: options_spec(self.gateway().cluster_options(use_local_defaults=False))
+        )
+
+    async def clusters(self) -> list[dict]:
+        reports = await self._run(lambda: self.gateway().list_clusters())
+        out = [_report(r) for r in reports]
+        await asyncio.gather(*(self._add_workers(c) for c in out))
+        return sorted(out, key=lambda c: c["start_time"] or 0)
+
+    async def cluster(self, name: str) -> dict:
+        check_name(name)
+        out = _report(await self._run(lambda: self.gateway().get_cluster(name), name=name))
+        await self._add_workers(out)
+        return out
+
+    async def create(self, values) -> dict:
+        def submit():
+            g = self.gateway()
+            options = apply_options(g.cluster_options(use_local_defaults=False), values)
+            return g.submit(cluster_options=options)
+
+        name = await self._run(submit)
+        return await self.cluster(name)
+
+    async def stop(self, name: str) -> None:
+        check_name(name)
+        await self._run(lambda: self.gateway().stop_cluster(name), name=name)
+
+    async def scale(self, name: str, n) -> dict:
+        check_name(name)
+        n = check_count(n, "n")
+        return await self._capped(lambda g: g.scale_cluster(name, n), name)
+
+    async def adapt(self, name: str, minimum, maximum) -> dict:
+        check_name(name)
+        minimum = check_count(minimum, "minimum", allow_none=True)
+        maximum = check_count(maximum, "maximum", allow_none=True)
+        if minimum is not None and maximum is not None and minimum > maximum:
+            raise GatewayError(400, "The minimum must not be larger than the maximum.")
+        return await self._capped(lambda g: g.adapt_cluster(name, minimum, maximum), name)
+
+    async def _capped(self, call, name: str) -> dict:
+        from dask_gateway.client import GatewayWarning
+
+        def run():
+            g = self.gateway()
+            with self._warn_lock, warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", GatewayWarning)
+                call(g)
+            reasons = [str(w.message) for w in caught if issubclass(w.category, GatewayWarning)]
+            return reasons[-1] if reasons else None
+
+        reason = await self._run(run, name=name)
+        return {"capped": reason is not None, "reason": reason}
+
+    async def _add_workers(self, cluster: dict) -> None:
+        """Workers, cores and memory from the scheduler's dashboard (identity.json), read
+        through the gateway's proxy; left empty when the dashboard does not answer."""
+        link = cluster["dashboard_link"]
+        if cluster["status"] != "running" or not link:
+            return
+        if not CLUSTER_NAME.match(cluster["name"]):
+            return
+        # the same route as the link, through the gateway's own (internal) address
+        url = f"{self.gateway().address}/clusters/{cluster['name']}/json/identity.json"
+        try:
+            r = await AsyncHTTPClient().fetch(url, request_timeout=3, follow_redirects=False)
+            workers = json.loads(r.body).get("workers", {})
+        except (HTTPClientError, OSError, ValueError, asyncio.TimeoutError):
+            return
+        cluster["workers"] = len(workers)
+        cluster["cores"] = sum(int(w.get("nthreads") or 0) for w in workers.values())
+        cluster["memory"] = sum(int(w.get("memory_limit") or 0) for w in workers.values())

@@ -1,0 +1,158 @@
+"""The Usage tab of the JupyterLab panel: my quotas and my usage this period.
+
+``GET {base_url}jhub-af/usage`` answers ``{"usage": ..., "policy": ...}``: af-accounting's
+``usage/me`` (this period's core-hours, GPU-hours, what runs now) and ``policy/me``
+(the limits that apply to me and where each comes from, and ``remaining``), both
+asked with the notebook server's own ``JUPYTERHUB_API_TOKEN``, never a browser's
+credentials. af-accounting decides what the token may read.
+
+The hub's side, :func:`usage_hub_config`, tells each notebook server where
+af-accounting is (``JHUB_AF_ACCOUNTING_URL``) and lets the server's token call it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from traitlets import Float, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+ENV_URL = "JHUB_AF_ACCOUNTING_URL"
+ACCOUNTING_DOWN = (
+    "af-accounting (the facility's usage service) cannot be reached right now. Your "
+    "servers and clusters are not affected; try again in a minute."
+)
+NOT_CONFIGURED = (
+    "This notebook server does not know where af-accounting is (JHUB_AF_ACCOUNTING_URL is "
+    "not set). Restart your server from the hub's home page; if that does not help, tell "
+    "the facility's admins."
+)
+REFUSED = (
+    "af-accounting refused this notebook server's token ({detail}). Save your work, then "
+    "stop and start your server from the hub's home page (File > Hub Control Panel); if "
+    "that does not help, tell the facility's admins."
+)
+
+
+class UsageError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class PanelUsage(LoggingConfigurable):
+    """Reads the user's usage and policy from af-accounting for the Usage tab."""
+
+    accounting_url = Unicode(
+        config=True,
+        help="""
+        af-accounting's API, as this notebook server reaches it, e.g.
+        ``http://127.0.0.1:10101/services/af-accounting/api/v1/``. Default: the
+        ``JHUB_AF_ACCOUNTING_URL`` environment variable, which
+        :func:`jhub_af.lab.usage.usage_hub_config` sets in every spawned server.
+        Empty: the Usage tab says that the server does not know the service.
+        """,
+    )
+
+    @default("accounting_url")
+    def _default_url(self):
+        return os.environ.get(ENV_URL, "")
+
+    api_token = Unicode(
+        config=True,
+        help="""
+        The token sent to af-accounting. Default: this server's own
+        ``JUPYTERHUB_API_TOKEN`` (its ``server`` role must include
+        ``access:services!service=af-accounting``). Never logged or shown.
+        """,
+    )
+
+    @default("api_token")
+    def _default_token(self):
+        return os.environ.get("JUPYTERHUB_API_TOKEN", "")
+
+    timeout = Float(
+        10.0,
+        config=True,
+        help="Seconds to wait for af-accounting before saying it is down. Default 10.",
+    )
+
+    async def _get(self, path: str) -> dict:
+        if not self.accounting_url:
+            raise UsageError(503, NOT_CONFIGURED)
+        url = self.accounting_url.rstrip("/") + "/" + path
+        req = HTTPRequest(
+            url,
+            headers={"Authorization": f"token {self.api_token}"},
+            request_timeout=self.timeout,
+            follow_redirects=False,
+        )
+        try:
+            r = await AsyncHTTPClient().fetch(req)
+        except HTTPClientError as e:
+            detail = _error_of(e)
+            if e.code in (401, 403):
+                raise UsageError(401, REFUSED.format(detail=detail or f"HTTP {e.code}")) from None
+            if e.code == 599 or e.code >= 502:
+                raise UsageError(503, ACCOUNTING_DOWN) from None
+            raise UsageError(502, f"af-accounting answered: {detail or e.code}") from None
+        except (OSError, TimeoutError):
+            raise UsageError(503, ACCOUNTING_DOWN) from None
+        try:
+            return json.loads(r.body)
+        except ValueError:
+            raise UsageError(502, "af-accounting answered something that is not JSON.") from None
+
+    async def report(self) -> dict:
+        return {"usage": await self._get("usage/me"), "policy": await self._get("policy/me")}
+
+
+def _error_of(e: HTTPClientError) -> str:
+    try:
+        return str(json.loads(e.response.body)["error"])[:300]
+    except Exception:
+        return ""
+
+
+class UsageHandler(APIHandler):
+    def initialize(self, usage: PanelUsage):
+        self.usage = usage
+
+    def write_error(self, status_code, **kwargs):
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": self._reason}))
+
+    @web.authenticated
+    async def get(self):
+        self.set_header("Content-Type", "application/json")
+        try:
+            report = await self.usage.report()
+        except UsageError as e:
+            self.set_status(e.status)
+            return self.finish(json.dumps({"error": e.message}))
+        self.finish(json.dumps(report))
+
+
+def usage_handlers(serverapp) -> list[tuple]:
+    """The Usage tab's route for ``serverapp.web_app.add_handlers``."""
+    route = serverapp.base_url.rstrip("/") + "/jhub-af/usage"
+    return [(route, UsageHandler, {"usage": PanelUsage(parent=serverapp)})]
+
+
+def usage_hub_config(c) -> list[dict]:
+    """The hub's side: every notebook server learns af-accounting's URL and its token may
+    read the user's own usage. Call after ``accounting_hub_config``; returns the roles to
+    merge into ``c.JupyterHub.load_roles``."""
+    c.Spawner.environment = {**c.Spawner.get("environment", {}), ENV_URL: c.AccountingClient.url}
+    # the server role's default scopes stay (the role replaces JupyterHub's default)
+    scopes = [
+        "users:activity!user",
+        "access:servers!server",
+        "access:services!service=af-accounting",
+    ]
+    return [{"name": "server", "scopes": scopes}]

@@ -155,7 +155,15 @@ def dask_gateway(c, s: DemoSettings) -> None:
     add_roles(c, roles)
 
 
-DEMO_PARTS = (hub, login, notebooks, ssh, accounting, dask_gateway)
+def panel(c, s: DemoSettings) -> None:
+    """The JupyterLab panel's Usage tab: each notebook server learns af-accounting's URL
+    and its token may read the user's own usage. Needs the accounting part first."""
+    from jhub_af.lab.usage import usage_hub_config
+
+    add_roles(c, usage_hub_config(c))
+
+
+DEMO_PARTS = (hub, login, notebooks, ssh, accounting, dask_gateway, panel)
 
 
 def configure(c, settings: DemoSettings) -> None:

@@ -30,6 +30,10 @@ SLURM_STATE = Path("/var/tmp/jhub-af-test/slurm-state")
 SLURM_LOCK = Path("/var/tmp/jhub-af-test/slurm.lock")
 LOCK_TIMEOUT = 1800
 PARTITION = "debug"
+# a second partition where up to 4 jobs share a core, so that a Dask cluster (a
+# scheduler and its workers, one job each) fits on a 2-core test machine; ``debug``
+# stays one job per core (a test fills it to queue a job)
+SHARED_PARTITION = "shared"
 
 
 def slurm_conf(workdir: Path, state: Path, cpus: int) -> str:
@@ -55,9 +59,23 @@ SlurmctldLogFile={workdir}/slurmctld.log
 SlurmdLogFile={workdir}/slurmd.log
 SlurmctldPort=6817
 SlurmdPort=6818
-NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=1000 State=UNKNOWN
+NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={_real_memory_mb()} State=UNKNOWN
 PartitionName={PARTITION} Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+PartitionName={SHARED_PARTITION} Nodes=localhost MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 """
+
+
+def _real_memory_mb() -> int:
+    """The node's memory for slurm.conf: what the machine has, less a margin, at most
+    8 GB (slurmd drains a node that has less than configured; jobs asking for more
+    are refused at submission, e.g. Dask Gateway's 1-2 GiB workers and schedulers).
+    Memory is not a consumable resource here (CR_Core): this only bounds a request."""
+    try:
+        with open("/proc/meminfo") as f:
+            total_kb = int(next(line for line in f if line.startswith("MemTotal")).split()[1])
+    except (OSError, StopIteration, ValueError):
+        return 1000
+    return max(1000, min(8000, int(total_kb / 1024 * 0.8)))
 
 
 @dataclass
@@ -107,7 +125,9 @@ def _wait_idle(processes: list[ManagedProcess], timeout: float = 60) -> None:
         for p in processes:
             if not p.alive():
                 raise RuntimeError(f"{p.cmd[0]} died while Slurm was starting\n{p.log_tail()}")
-        r = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
+        r = subprocess.run(
+            ["sinfo", "-h", "-p", PARTITION, "-o", "%t"], capture_output=True, text=True
+        )
         last = (r.stdout + r.stderr).strip()
         if r.returncode == 0 and last == "idle":
             return
@@ -199,3 +219,30 @@ def batch_venv() -> Path:
     )
     stamp.write_text("\n".join(pins))
     return BATCH_VENV
+
+
+DASK_JOB_VENV = Path("/var/tmp/jhub-af-test/dask-job-venv")
+
+
+def dask_job_venv() -> Path:
+    """A venv any user can run, for Dask Gateway's Slurm jobs: the test venv's dask,
+    distributed, dask-gateway (the scheduler's preload) and dask-gateway-server (its
+    ``dask-gateway-jobqueue-launcher``, which the gateway runs through sudo as the user)."""
+    from importlib.metadata import version
+
+    names = ("dask", "distributed", "dask-gateway", "dask-gateway-server", "cloudpickle", "msgpack")
+    pins = [f"{name}=={version(name)}" for name in names]
+    stamp = DASK_JOB_VENV / "jhub-af-pins.txt"
+    if stamp.exists() and stamp.read_text() == "\n".join(pins):
+        return DASK_JOB_VENV
+    shutil.rmtree(DASK_JOB_VENV, ignore_errors=True)
+    DASK_JOB_VENV.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(DASK_JOB_VENV.parent, 0o755)  # noqa: S103
+    subprocess.run(["/usr/bin/python3", "-m", "venv", str(DASK_JOB_VENV)], check=True)
+    subprocess.run(
+        [str(DASK_JOB_VENV / "bin" / "pip"), "install", "-q", *pins],
+        check=True,
+        stdout=sys.stderr,
+    )
+    stamp.write_text("\n".join(pins))
+    return DASK_JOB_VENV

@@ -17,6 +17,7 @@ USERS = {
     "bob": {"groups": ["/cms"]},
     "dave": {"groups": ["/atlas"]},
     "erin": {"groups": ["/cms", "/cms/short"]},
+    "fred": {"groups": ["/cms", "/cms/batch"]},
 }
 POLICY = {
     "defaults": {"servers": 2, "cores": 8, "memory": "16G", "dask_clusters": 3, "dask_workers": 2},
@@ -41,10 +42,25 @@ BACKEND = {
     "cluster_status_period": 1.0,
     "denied_retry_interval": 1.0,
     "housekeeping_interval": 1.0,
+    # /cms/batch clusters stop after 12 s (everyone else's: no limit)
+    "max_cluster_lifetime_by_group": {"/cms/batch": 12},
 }
 
 
-def gateway_hub_text(workdir: Path, port: int, tcp_port: int) -> str:
+def gateway_hub_text(
+    workdir: Path,
+    port: int,
+    tcp_port: int,
+    *,
+    users: dict = USERS,
+    policy: dict = POLICY,
+    options: dict = OPTIONS,
+    backend_settings: dict = BACKEND,
+    **gateway,
+) -> str:
+    """A hub config with af-accounting and the gateway; ``gateway``: more arguments of
+    ``gateway_hub_config`` (``backend``, ``cluster_settings``, ``job_bin``, ...)."""
+    gateway = {"stop_with_server": True, **gateway}
     return (
         local_spawner_config(str(workdir / "home" / "{username}"))
         + f"""
@@ -58,18 +74,18 @@ c.JupyterHub.authenticator_class = DemoAuthenticator
 # the machine is shared: a slow first start of JupyterLab is not a failure
 c.Spawner.http_timeout = 120
 c.Spawner.start_timeout = 180
-c.DemoAuthenticator.demo_users = json.loads({json.dumps(json.dumps(USERS))})
+c.DemoAuthenticator.demo_users = json.loads({json.dumps(json.dumps(users))})
 c.DemoAuthenticator.allowed_vos = ["/atlas", "/cms"]
 roles = accounting_hub_config(
     c, data_dir={str(workdir / "accounting")!r}, port={free_port()},
-    policy=json.loads({json.dumps(json.dumps(POLICY))}),
+    policy=json.loads({json.dumps(json.dumps(policy))}),
 )
 roles += gateway_hub_config(
     c, data_dir={str(workdir / "gateway")!r}, http_port={free_port()}, tcp_port={tcp_port},
     api_port={free_port()}, public_url="http://127.0.0.1:{port}",
-    backend_settings=json.loads({json.dumps(json.dumps(BACKEND))}),
-    options=json.loads({json.dumps(json.dumps(OPTIONS))}),
-    stop_with_server=True,
+    backend_settings=json.loads({json.dumps(json.dumps(backend_settings))}),
+    options=json.loads({json.dumps(json.dumps(options))}),
+    **json.loads({json.dumps(json.dumps(gateway))}),
 )
 add_roles(c, roles)
 """
@@ -101,14 +117,15 @@ def wait_for_gateway(url: str, token: str, timeout: float = 90) -> None:
     raise TimeoutError(f"the gateway did not answer through the hub: {last}")
 
 
-@pytest.fixture(scope="module")
-def gateway_facility(hub_factory, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("gateway")
+def start_gateway_facility(hub_factory, workdir: Path, users: dict = USERS, **config) -> dict:
+    """A hub with af-accounting and the gateway (``config``: as ``gateway_hub_text``),
+    every user of ``users`` logged in with a token; the gateway answering."""
     port, tcp_port = free_port(), free_port()
-    hub = hub_factory(gateway_hub_text(workdir, port, tcp_port), port=port)
-    sessions = {name: login(hub.url, name, "demo") for name in USERS}
+    text = gateway_hub_text(workdir, port, tcp_port, users=users, **config)
+    hub = hub_factory(text, port=port)
+    sessions = {name: login(hub.url, name, "demo") for name in users}
     tokens = {name: user_token(s, hub.url, name) for name, s in sessions.items()}
-    wait_for_gateway(hub.url, tokens["alice"])
+    wait_for_gateway(hub.url, next(iter(tokens.values())))
     return {
         "hub": hub,
         "url": hub.url,
@@ -120,6 +137,11 @@ def gateway_facility(hub_factory, tmp_path_factory):
         "events": workdir / "gateway" / "events.jsonl",
         "workdir": workdir,
     }
+
+
+@pytest.fixture(scope="module")
+def gateway_facility(hub_factory, tmp_path_factory):
+    return start_gateway_facility(hub_factory, tmp_path_factory.mktemp("gateway"))
 
 
 def open_reservations(facility, user: str, kind: str = "dask-worker") -> list[tuple]:

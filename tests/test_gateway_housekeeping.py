@@ -1,7 +1,10 @@
-"""Housekeeping with real parts: idle clusters stop by group, a user's clusters stop
-with their notebook server, and every stop is recorded and frees the reservations."""
+"""Housekeeping with real parts: idle clusters stop by group, clusters stop at their
+group's maximum lifetime, a user's clusters stop with their notebook server, and every
+stop is recorded and frees the reservations."""
 
 from __future__ import annotations
+
+import sqlite3
 
 import pytest
 from gateway_hub import events, gateway_facility, open_reservations, rest, wait_until
@@ -62,3 +65,65 @@ def test_clusters_stop_when_the_notebook_server_stops(gateway_facility):
         lambda: not open_reservations(gateway_facility, "alice", "dask-cluster"),
         what="alice's cluster reservation released",
     )
+
+
+def ended_reservations(facility, user: str) -> list[tuple]:
+    with sqlite3.connect(facility["ledger"]) as db:
+        return db.execute(
+            "SELECT kind, state FROM af_reservations WHERE user = ? "
+            "AND state NOT IN ('pending', 'active') AND ended IS NOT NULL",
+            (user,),
+        ).fetchall()
+
+
+def test_clusters_stop_at_their_groups_maximum_lifetime(gateway_facility):
+    # fred's group /cms/batch: 12 s; bob's /cms sets none (no limit)
+    names = {}
+    for user in ("fred", "bob"):
+        r = rest(gateway_facility, "POST", "clusters/", user, json={"cluster_options": {}})
+        assert r.status_code == 201, r.text
+        names[user] = r.json()["name"]
+    try:
+        wait_until(
+            lambda: status(gateway_facility, "fred", names["fred"]) == "RUNNING",
+            what="fred's cluster running",
+        )
+        path = f"clusters/{names['fred']}/scale"
+        r = rest(gateway_facility, "POST", path, "fred", json={"count": 1})
+        assert r.json()["ok"] is True, r.text
+        assert len(open_reservations(gateway_facility, "fred")) == 1
+        wait_until(
+            lambda: status(gateway_facility, "fred", names["fred"]) == "STOPPED",
+            timeout=120,
+            what="fred's cluster stopped at its lifetime",
+        )
+        (stopped,) = [
+            e
+            for e in events(gateway_facility, "cluster-lifetime-exceeded")
+            if e["cluster"] == names["fred"]
+        ]
+        assert stopped["user"] == "fred"
+        assert stopped["lifetime"] == 12
+        assert stopped["reason"] == "ran longer than its maximum lifetime of 12 s"
+        created = [e for e in events(gateway_facility, "cluster-created") if e["user"] == "bob"]
+        assert created[-1]["lifetime"] == 0
+        # recorded in accounting too: the cluster's (and any worker's) reservations ended
+        wait_until(
+            lambda: (
+                not open_reservations(gateway_facility, "fred", "dask-cluster")
+                and not open_reservations(gateway_facility, "fred")
+            ),
+            what="fred's reservations released",
+        )
+        assert sorted(ended_reservations(gateway_facility, "fred")) == [
+            ("dask-cluster", "released"),
+            ("dask-worker", "released"),
+        ]
+        # bob's cluster, as old as fred's, still runs
+        assert status(gateway_facility, "bob", names["bob"]) == "RUNNING"
+        assert not [
+            e for e in events(gateway_facility, "cluster-lifetime-exceeded") if e["user"] == "bob"
+        ]
+    finally:
+        for user, name in names.items():
+            rest(gateway_facility, "DELETE", f"clusters/{name}", user)

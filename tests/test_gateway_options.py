@@ -1,10 +1,12 @@
-"""Cluster options by group (pure): the bounds each user gets, and what the handler sets."""
+"""Cluster options by group (pure): the bounds each user gets, what the handler sets,
+the partitions offered, and the maximum lifetime each group gets."""
 
 from __future__ import annotations
 
 import pytest
 from dask_gateway_server.models import User
 
+from jhub_af.gateway.housekeeping import lifetime_for
 from jhub_af.gateway.options import GIB, bounds_for, group_options
 
 SETTINGS = {
@@ -63,3 +65,51 @@ def test_forged_options_refused(request_, error):
     with pytest.raises((TypeError, ValueError)) as info:
         options.parse_options(request_)
     assert error in str(info.value)
+
+
+PARTITIONS = {
+    "default": {"partitions": ["short"]},
+    "groups": {"/atlas/hpc": {"partitions": ["long", "short"]}, "/gpu": {"partitions": ["gpu"]}},
+}
+
+
+@pytest.mark.parametrize(
+    ("groups", "offered"),
+    [
+        ([], ["short"]),
+        (["/atlas/hpc"], ["short", "long"]),
+        (["/atlas/hpc", "/gpu"], ["short", "long", "gpu"]),
+    ],
+)
+def test_partitions_by_group(groups, offered):
+    assert bounds_for(PARTITIONS, groups)["partitions"] == offered
+    options = group_options(PARTITIONS)(User("u", groups=groups))
+    config = options.get_configuration(options.parse_options({}), User("u"))
+    assert config["partition"] == "short"  # the first is the default
+
+
+def test_partition_of_another_group_refused_and_none_without_partitions():
+    options = group_options(PARTITIONS)(User("u", groups=["/atlas/hpc"]))
+    with pytest.raises(ValueError, match="'gpu' is not a valid option for partition"):
+        options.parse_options({"partition": "gpu"})
+    plain = group_options(SETTINGS)(User("u", groups=[]))
+    assert "partition" not in plain.get_configuration(plain.parse_options({}), User("u"))
+    with pytest.raises(ValueError, match=r"Unknown fields \['partition'\]"):
+        plain.parse_options({"partition": "short"})
+
+
+@pytest.mark.parametrize(
+    ("default", "by_group", "groups", "lifetime"),
+    [
+        (0, {}, ["/atlas"], 0),
+        (86400, {}, ["/atlas"], 86400),
+        (86400, {"/guests": 3600}, ["/atlas"], 86400),
+        # a group may be stricter than the default
+        (86400, {"/guests": 3600}, ["/guests"], 3600),
+        # the most generous of the user's groups; 0 (no limit) is the most generous
+        (86400, {"/guests": 3600, "/atlas/users": 7200}, ["/guests", "/atlas/users"], 7200),
+        (3600, {"/atlas/long": 0, "/guests": 600}, ["/guests", "/atlas/long"], 0),
+    ],
+)
+def test_lifetime_by_group(default, by_group, groups, lifetime):
+    assert lifetime_for(default, by_group, groups) == lifetime

@@ -1,15 +1,22 @@
 """dask-gateway-server plugin: options by group, a quota-aware backend, housekeeping.
 
-- :class:`QuotaLocalBackend` (and :class:`QuotaBackendMixin` for other backends):
-  clusters and workers reserved through af-accounting, a per-user cap on workers
-  across all of a user's clusters, released on stop and crash;
+- :class:`QuotaLocalBackend`, :class:`QuotaSlurmBackend` (and
+  :class:`QuotaBackendMixin` for other backends): clusters and workers reserved
+  through af-accounting, a per-user cap on workers across all of a user's clusters,
+  released on stop and crash;
 - :func:`group_options`: the cluster options each group may choose;
 - :func:`gateway_hub_config`: the gateway as a hub service behind the hub's proxy.
 """
 
 from .hubconfig import gateway_hub_config
 
-__all__ = ["QuotaBackendMixin", "QuotaLocalBackend", "gateway_hub_config", "group_options"]
+__all__ = [
+    "QuotaBackendMixin",
+    "QuotaLocalBackend",
+    "QuotaSlurmBackend",
+    "gateway_hub_config",
+    "group_options",
+]
 
 
 def __getattr__(name: str):
@@ -19,6 +26,10 @@ def __getattr__(name: str):
         from . import quota
 
         return getattr(quota, name)
+    if name == "QuotaSlurmBackend":
+        from .slurm import QuotaSlurmBackend
+
+        return QuotaSlurmBackend
     if name == "group_options":
         from .options import group_options
 

@@ -1,5 +1,10 @@
-"""Housekeeping for the gateway's clusters: a maximum lifetime, and a record of every
-cluster that starts, stops or is stopped by housekeeping.
+"""Housekeeping for the gateway's clusters: a maximum lifetime (by group), and a record
+of every cluster that starts, stops or is stopped by housekeeping.
+
+A cluster's lifetime is resolved from its user's groups when it is created (as
+af-accounting resolves quotas: the most generous of the groups that set one, 0 being
+no limit, else ``max_cluster_lifetime``) and kept in the cluster's state, so a
+gateway restart keeps it.
 
 With ``stop_with_server``, a user's clusters stop when the hub says their notebook
 server, which was seen running, is gone (the gateway's token then needs
@@ -19,8 +24,17 @@ from pathlib import Path
 from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
-from traitlets import Bool, Float, Unicode
+from traitlets import Bool, Dict, Float, Unicode
 from traitlets.config import Configurable
+
+
+def lifetime_for(default: float, by_group: dict, groups) -> float:
+    """Seconds a cluster of a user in ``groups`` may run (0: no limit): the most
+    generous value among the user's groups in ``by_group``, else ``default``."""
+    values = [float(v) for g, v in by_group.items() if g in set(groups)]
+    if not values:
+        return float(default)
+    return 0.0 if 0 in values else max(values)
 
 
 class HousekeepingMixin(Configurable):
@@ -33,6 +47,19 @@ class HousekeepingMixin(Configurable):
         help="""
         Seconds a cluster may run before the gateway stops it, whatever it is doing;
         0 (the default) means no limit. Example: 86400 stops clusters after a day.
+        The default for users in none of ``max_cluster_lifetime_by_group``'s groups.
+        """,
+    )
+    max_cluster_lifetime_by_group = Dict(
+        key_trait=Unicode(),
+        value_trait=Float(min=0.0),
+        config=True,
+        help="""
+        Maximum cluster lifetime (seconds, 0 = no limit) by the user's hub group: the
+        most generous among the user's groups that appear here wins, otherwise
+        ``max_cluster_lifetime``; a group may be stricter than that default. Taken when
+        the cluster is created. Default {} (everyone gets ``max_cluster_lifetime``).
+        Example: ``{"/atlas/users": 86400, "/atlas/long": 0, "/guests": 3600}``.
         """,
     )
     housekeeping_interval = Float(
@@ -80,14 +107,23 @@ class HousekeepingMixin(Configurable):
     def setup_housekeeping(self) -> None:
         # user -> when (ms) their server was last seen running
         self._servers_seen: dict[str, float] = {}
-        if self.max_cluster_lifetime or self.stop_with_server:
+        if self._lifetimes_apply() or self.stop_with_server:
             self.task_pool.spawn(self._housekeeping_loop())
+
+    def _lifetimes_apply(self) -> bool:
+        return bool(self.max_cluster_lifetime or any(self.max_cluster_lifetime_by_group.values()))
+
+    def lifetime_of(self, user) -> float:
+        """The maximum lifetime (seconds, 0: none) of a new cluster of ``user``."""
+        return lifetime_for(
+            self.max_cluster_lifetime, self.max_cluster_lifetime_by_group, user.groups
+        )
 
     async def _housekeeping_loop(self) -> None:
         while True:
             await asyncio.sleep(self.housekeeping_interval)
             try:
-                if self.max_cluster_lifetime:
+                if self._lifetimes_apply():
                     await self.stop_old_clusters()
                 if self.stop_with_server:
                     await self.stop_clusters_of_stopped_servers()
@@ -95,6 +131,26 @@ class HousekeepingMixin(Configurable):
                 raise
             except Exception as e:
                 self.log.warning("Housekeeping failed: %s", e)
+
+    def cluster_lifetime(self, cluster) -> float:
+        """The lifetime kept for ``cluster`` (overridden by the quota backend, which
+        keeps it in the cluster's state); the default here."""
+        return self.max_cluster_lifetime
+
+    async def stop_old_clusters(self) -> None:
+        now = time.time() * 1000
+        for cluster in list(self.db.active_clusters()):
+            lifetime = self.cluster_lifetime(cluster)
+            if not lifetime or cluster.target.name != "RUNNING":
+                continue
+            if cluster.start_time < now - lifetime * 1000:
+                self.record(
+                    "cluster-lifetime-exceeded",
+                    cluster,
+                    lifetime=lifetime,
+                    reason=f"ran longer than its maximum lifetime of {lifetime:g} s",
+                )
+                await self.stop_cluster(cluster.name)
 
     async def _server_running(self, user: str) -> bool | None:
         """Whether the hub says ``user``'s default server runs (None: cannot tell)."""

@@ -26,6 +26,11 @@ from jhub_af.accounting.handlers import RESERVE_SCOPE
 SERVICE = "dask-gateway"
 PREFIX = f"/services/{SERVICE}"
 ACCESS = f"access:services!service={SERVICE}"
+# backend name -> (the gateway's backend class, its cluster config class)
+BACKENDS = {
+    "local": ("QuotaLocalBackend", "LocalClusterConfig"),
+    "slurm": ("QuotaSlurmBackend", "SlurmClusterConfig"),
+}
 
 
 def _secret(path: Path, make) -> str:
@@ -44,9 +49,34 @@ def gateway_config_text(
     accounting_url: str,
     backend_settings: dict | None = None,
     options: dict | None = None,
+    backend: str = "local",
+    cluster_settings: dict | None = None,
+    job_bin: str | Path | None = None,
 ) -> str:
-    """The gateway's config file (Python, as ``dask-gateway-server -f`` reads it)."""
-    bin_dir = Path(sys.executable).parent
+    """The gateway's config file (Python, as ``dask-gateway-server -f`` reads it).
+
+    ``backend``: ``"local"`` (processes of the gateway's user) or ``"slurm"`` (jobs of
+    each user); ``cluster_settings``: more settings of its cluster config class
+    (``LocalClusterConfig`` or ``SlurmClusterConfig``, e.g. ``scheduler_memory``);
+    ``job_bin``: the ``bin`` directory of the Python environment the schedulers and
+    workers run in (default: the hub's own; Slurm jobs need one every user can run).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {sorted(BACKENDS)}, not {backend!r}")
+    backend_class, config_class = BACKENDS[backend]
+    bin_dir = Path(job_bin or Path(sys.executable).parent)
+    cluster = {
+        "scheduler_cmd": [str(bin_dir / "dask"), "scheduler"],
+        "worker_cmd": [str(bin_dir / "dask"), "worker"],
+        "cluster_max_workers": 50,
+        **(cluster_settings or {}),
+    }
+    launcher = ""
+    if backend == "slurm":
+        launcher = (
+            f"c.{backend_class}.dask_gateway_jobqueue_launcher = "
+            f"{str(bin_dir / 'dask-gateway-jobqueue-launcher')!r}\n"
+        )
     return f"""# written by jhub_af.gateway.gateway_hub_config; edit the hub config instead
 import os
 from jhub_af.gateway.options import group_options
@@ -57,20 +87,19 @@ c.Proxy.tcp_address = "127.0.0.1:{tcp_port}"
 c.Proxy.prefix = {PREFIX!r}
 c.DaskGateway.authenticator_class = "jhub_af.gateway.auth.HubAuthenticator"
 c.JupyterHubAuthenticator.jupyterhub_service_name = {SERVICE!r}
-c.DaskGateway.backend_class = "jhub_af.gateway.QuotaLocalBackend"
-c.QuotaLocalBackend.db_url = {"sqlite:///" + str(data_dir / "dask-gateway.sqlite")!r}
-c.QuotaLocalBackend.db_encrypt_keys = [open({str(data_dir / "encrypt-key")!r}).read().strip()]
-c.QuotaLocalBackend.stop_clusters_on_shutdown = False
-c.QuotaLocalBackend.record_file = {str(data_dir / "events.jsonl")!r}
-c.QuotaLocalBackend.cluster_options = group_options({options or None!r})
-c.LocalClusterConfig.scheduler_cmd = [{str(bin_dir / "dask")!r}, "scheduler"]
-c.LocalClusterConfig.worker_cmd = [{str(bin_dir / "dask")!r}, "worker"]
-c.LocalClusterConfig.cluster_max_workers = 50
+c.DaskGateway.backend_class = "jhub_af.gateway.{backend_class}"
+c.{backend_class}.db_url = {"sqlite:///" + str(data_dir / "dask-gateway.sqlite")!r}
+c.{backend_class}.db_encrypt_keys = [open({str(data_dir / "encrypt-key")!r}).read().strip()]
+c.{backend_class}.stop_clusters_on_shutdown = False
+c.{backend_class}.record_file = {str(data_dir / "events.jsonl")!r}
+c.{backend_class}.cluster_options = group_options({options or None!r})
+{launcher}for _name, _value in {cluster!r}.items():
+    setattr(c.{config_class}, _name, _value)
 c.AccountingClient.url = {accounting_url!r}
 # the service's own token (the hub gives it to the service); never written here
 c.AccountingClient.api_token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
 for _name, _value in {backend_settings or {}!r}.items():
-    setattr(c.QuotaLocalBackend, _name, _value)
+    setattr(c.{backend_class}, _name, _value)
 """
 
 
@@ -85,17 +114,22 @@ def gateway_hub_config(
     backend_settings: dict | None = None,
     options: dict | None = None,
     stop_with_server: bool = False,
+    backend: str = "local",
+    cluster_settings: dict | None = None,
+    job_bin: str | Path | None = None,
 ) -> list[dict]:
     """Configure the hub ``c`` to run the gateway behind its proxy; return its roles.
 
     ``public_url`` is the hub's public URL (``http://127.0.0.1:8000``); the gateway's
     API is then ``{public_url}/services/dask-gateway``, and schedulers are reached at
-    ``gateway://127.0.0.1:{tcp_port}``. ``backend_settings``: more ``QuotaLocalBackend``
-    settings; ``options``: the options handler's per-group bounds
-    (:func:`jhub_af.gateway.options.group_options`); ``stop_with_server``: stop a
-    user's clusters when their notebook server stops (the service token then also
-    gets ``read:servers`` and ``read:users:name``). Call it after
-    ``accounting_hub_config`` (it reads ``c.AccountingClient.url``).
+    ``gateway://127.0.0.1:{tcp_port}``. ``backend_settings``: more settings of the
+    backend (``QuotaLocalBackend`` or ``QuotaSlurmBackend``); ``options``: the options
+    handler's per-group bounds (:func:`jhub_af.gateway.options.group_options`);
+    ``stop_with_server``: stop a user's clusters when their notebook server stops
+    (the service token then also gets ``read:servers`` and ``read:users:name``). Call it after
+    ``accounting_hub_config`` (it reads ``c.AccountingClient.url``). ``backend``,
+    ``cluster_settings``, ``job_bin``: as in :func:`gateway_config_text` (``"slurm"``
+    runs clusters as Slurm jobs of each user).
     """
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
@@ -110,6 +144,9 @@ def gateway_hub_config(
             accounting_url=c.AccountingClient.url,
             backend_settings={**(backend_settings or {}), "stop_with_server": stop_with_server},
             options=options,
+            backend=backend,
+            cluster_settings=cluster_settings,
+            job_bin=job_bin,
         )
     )
     bin_dir = Path(sys.executable).parent

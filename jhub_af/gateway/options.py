@@ -19,7 +19,11 @@ seconds after which the cluster's scheduler stops an idle cluster (0: never). Fo
 each of them the most generous value among the user's groups that set it wins,
 otherwise the default. ``environments`` maps a name to environment variables the
 scheduler and workers get (the local and Slurm backends); the default's and the
-user's groups' are joined.
+user's groups' are joined. ``partitions`` (Slurm, and other batch backends with a
+``partition`` setting) lists the partitions or queues a user may submit to, joined
+the same way (the default's first, then each group's in turn); the first is the
+default choice. Without any, no partition is offered and the backend's own setting
+holds.
 """
 
 from __future__ import annotations
@@ -59,8 +63,10 @@ def bounds_for(settings: Mapping, groups) -> dict:
         values = [float(e[key]) for e in entries if key in e]
         out[key] = _most_generous(key, values) if values else float(default[key])
     out["environments"] = dict(default.get("environments", {}))
+    out["partitions"] = list(default.get("partitions", []))
     for entry in entries:
         out["environments"].update(entry.get("environments", {}))
+        out["partitions"] += [p for p in entry.get("partitions", []) if p not in out["partitions"]]
     if not out["environments"]:
         out["environments"] = {"default": {}}
     return out
@@ -75,18 +81,24 @@ def group_options(settings: Mapping | None = None):
         names = sorted(b["environments"])
 
         def handler(options):
-            return {
+            config = {
                 "worker_cores": options.worker_cores,
                 "worker_memory": int(options.worker_memory * GIB),
                 "idle_timeout": b["idle_timeout"],
                 "environment": dict(b["environments"][options.environment]),
             }
+            if b["partitions"]:
+                config["partition"] = options.partition
+            return config
 
-        return Options(
+        fields = [
             Bounded("worker_cores", default=1, min=1, max=b["worker_cores"], label="Worker cores"),
             Bounded("worker_memory", default=1, min=1, max=b["worker_memory"], label="GiB"),
             Select("environment", names, default=names[0], label="Environment"),
-            handler=handler,
-        )
+        ]
+        if b["partitions"]:
+            partitions = b["partitions"]
+            fields.append(Select("partition", partitions, default=partitions[0], label="Partition"))
+        return Options(*fields, handler=handler)
 
     return options_for

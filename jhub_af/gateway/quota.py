@@ -74,7 +74,8 @@ class QuotaBackendMixin(HousekeepingMixin):
     # ---- the reservations each cluster holds -------------------------------------
 
     def _held(self, cluster) -> dict:
-        """``{"cluster": rid, "free": [rid], "workers": {name: rid}, "confirmed": [rid]}``"""
+        """``{"cluster": rid, "free": [rid], "workers": {name: rid}, "confirmed": [rid],
+        "lifetime": seconds}``"""
         if not hasattr(self, "_af_held"):
             self._af_held = {}
         if cluster.name not in self._af_held:
@@ -84,6 +85,7 @@ class QuotaBackendMixin(HousekeepingMixin):
                 "free": list(saved.get("free", [])),
                 "workers": dict(saved.get("workers", {})),
                 "confirmed": list(saved.get("confirmed", [])),
+                "lifetime": saved.get("lifetime"),
             }
         return self._af_held[cluster.name]
 
@@ -165,10 +167,11 @@ class QuotaBackendMixin(HousekeepingMixin):
         except AccountingRefused as e:  # e.g. a size accounting will not record
             raise web.HTTPUnprocessableEntity(reason=e.message) from None
         cluster = self.db.create_cluster(user.name, options, config.to_dict())
-        self._held(cluster)["cluster"] = r.id
+        lifetime = self.lifetime_of(user)
+        self._held(cluster).update(cluster=r.id, lifetime=lifetime)
         self._save(cluster)
         self.log.info("Created cluster %s for user %s", cluster.name, user.name)
-        self.record("cluster-created", cluster, cores=config.scheduler_cores)
+        self.record("cluster-created", cluster, cores=config.scheduler_cores, lifetime=lifetime)
         self.queue.put(cluster)
         return cluster.name
 
@@ -205,6 +208,10 @@ class QuotaBackendMixin(HousekeepingMixin):
         if count != cluster.count:
             self.db.update_cluster(cluster, count=count)
         await super()._check_cluster_scale(cluster)
+
+    def cluster_lifetime(self, cluster) -> float:
+        lifetime = self._held(cluster)["lifetime"]
+        return self.max_cluster_lifetime if lifetime is None else lifetime
 
     # ---- life cycle: attach, confirm, release ---------------------------------------
 

@@ -68,6 +68,7 @@ async def test_unreachable_service_fails_closed_or_open(fail_open, caplog):
         api_token="secret-tok",
         fail_open=fail_open,
         timeout=2,
+        starting_wait=1,
     )
     if not fail_open:
         with pytest.raises(AccountingUnavailable) as e:

@@ -174,7 +174,7 @@ def test_users_see_only_their_own_usage(facility):
     other = get(facility, "usage/users/bob", "alice")
     assert (other.status_code, other.json()) == (
         403,
-        {"error": "You may see only your own usage, not another usage."},
+        {"error": "You may see only your own usage, not another user's."},
     )
     # the same answer whether or not the user exists
     assert get(facility, "usage/users/nobody", "alice").json() == other.json()

@@ -18,10 +18,13 @@ from .client import (
 from .handlers import ACCOUNTING_SCOPES, READ_SCOPE, RESERVE_SCOPE
 from .hubconfig import accounting_hub_config
 from .policy import QuotaPolicy, decide, effective_limits
+from .spawn import STATE_KEY as RESERVATION_STATE_KEY
 from .spawn import (
     AccountingSpawnerMixin,
+    accounting_configured,
     confirm_spawn,
     heartbeat_for_spawn,
+    log_accounting_off,
     release_for_spawn,
     reserve_for_spawn,
     resources_for_selection,
@@ -30,6 +33,7 @@ from .spawn import (
 __all__ = [
     "ACCOUNTING_SCOPES",
     "READ_SCOPE",
+    "RESERVATION_STATE_KEY",
     "RESERVE_SCOPE",
     "AccountingClient",
     "AccountingRefused",
@@ -38,11 +42,13 @@ __all__ = [
     "QuotaDenied",
     "QuotaPolicy",
     "Reservation",
+    "accounting_configured",
     "accounting_hub_config",
     "confirm_spawn",
     "decide",
     "effective_limits",
     "heartbeat_for_spawn",
+    "log_accounting_off",
     "release_for_spawn",
     "reserve_for_spawn",
     "resources_for_selection",

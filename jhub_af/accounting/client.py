@@ -13,7 +13,9 @@ A refusal is :class:`QuotaDenied`, an HTTP 403 whose message names the limit.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from dataclasses import dataclass, field
 
 from tornado import web
@@ -41,9 +43,11 @@ class QuotaDenied(web.HTTPError):
 class AccountingUnavailable(web.HTTPError):
     """503: the service is unreachable (or its database is) and the client fails closed."""
 
-    def __init__(self, message: str = UNREACHABLE):
+    def __init__(self, message: str = UNREACHABLE, *, refused: bool = False):
         super().__init__(503, "%s", message, reason="Quota service unavailable")
         self.message = message
+        # the connection was refused: nothing listens (yet), so a retry cannot double-book
+        self.refused = refused
         self.jupyterhub_message = message
 
 
@@ -106,6 +110,26 @@ class AccountingClient(LoggingConfigurable):
         is better than one refused as unreachable.
         """,
     )
+    starting_wait = Float(
+        10.0,
+        config=True,
+        help="""
+        Seconds a reservation keeps retrying while the service refuses connections
+        (default 10): the hub starts af-accounting as a managed service and answers
+        requests a moment before the service listens, and restarts it if it crashes.
+        Only then is the service unreachable (fail closed or open). 0 does not retry.
+        """,
+    )
+    heartbeat_interval = Float(
+        300.0,
+        config=True,
+        help="""
+        Seconds between a running server's heartbeats (sent from the spawner's poll,
+        so never more often than c.Spawner.poll_interval). Default 300: well inside
+        the service's heartbeat_ttl (900), whose reconcile also renews every server
+        the hub lists.
+        """,
+    )
     max_requests = Integer(
         64,
         config=True,
@@ -152,14 +176,26 @@ class AccountingClient(LoggingConfigurable):
             if e.code in (502, 503, 504):
                 raise AccountingUnavailable() from None
             raise AccountingRefused(e.code, message) from None
+        except ConnectionRefusedError:
+            raise AccountingUnavailable(refused=True) from None
         except OSError:
             raise AccountingUnavailable() from None
         return json.loads(response.body)
 
+    async def _reserve_call(self, body: dict) -> dict:
+        deadline = time.monotonic() + self.starting_wait
+        while True:
+            try:
+                return await self._call("POST", "reservations", body)
+            except AccountingUnavailable as e:
+                if not e.refused or time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(0.5)
+
     async def reserve(self, user: str, kind: str, resources: dict, server: str = "") -> Reservation:
         body = {"user": user, "kind": kind, "resources": resources, "server": server}
         try:
-            data = await self._call("POST", "reservations", body)
+            data = await self._reserve_call(body)
         except AccountingUnavailable:
             if not self.fail_open:
                 raise

@@ -212,8 +212,8 @@ class UsageHandler(APIHandler):
                 return self.fail(400, "usage/me is for users; ask for usage/users/{name}.")
             name = caller["name"]
         elif not (who == "users" and name == caller["name"]) and not await self.sees_all():
-            what = "usage" if who == "users" else "group usage"
-            return self.fail(403, f"You may see only your own usage, not another {what}.")
+            whose = "another user's" if who == "users" else "a group's"
+            return self.fail(403, f"You may see only your own usage, not {whose}.")
         try:
             since = _date(self.get_argument("since", None), "since")
             until = _date(self.get_argument("until", None), "until")
@@ -239,6 +239,11 @@ class PolicyHandler(APIHandler):
         if caller.get("kind", "user") != "user":
             return self.fail(400, "policy/me is for users.")
         try:
-            self.finish(json.dumps(await self.service.policy_report(caller["name"])))
+            report = await self.service.policy_report(caller["name"], with_remaining=True)
+        except LookupError as e:
+            return self.fail(404, str(e))
         except HubUnavailable:
-            self.fail(503, HUB_UNAVAILABLE)
+            return self.fail(503, HUB_UNAVAILABLE)
+        except LedgerUnavailable:
+            return self.fail(503, UNAVAILABLE)
+        self.finish(json.dumps(report))

@@ -10,7 +10,10 @@ service whose token the hub's spawner uses), the custom scopes, and points
 - ``af-accounting``: ``list:users``, ``read:users`` (groups and the admin flag),
   ``read:servers`` (to reconcile), ``list:groups``, ``read:groups:name``;
 - ``af-spawner``: reserve, plus access to the service;
-- ``user``: access to the service (their own usage only; the service checks).
+- ``user``: access to the service (their own usage only; the service checks);
+- ``server`` (the token of each single-user server, ``$JUPYTERHUB_API_TOKEN``):
+  JupyterHub's default scopes plus access to the service, so that the JupyterLab
+  panel can read the user's own ``usage/me`` and ``policy/me`` from the server.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ SERVICE = "af-accounting"
 SPAWNER_CLIENT = "af-spawner"
 ACCESS = f"access:services!service={SERVICE}"
 SERVICE_SCOPES = ["list:users", "read:users", "read:servers", "list:groups", "read:groups:name"]
+# JupyterHub's own scopes of the server role: a role of that name in load_roles replaces them
+SERVER_DEFAULT_SCOPES = ["users:activity!user", "access:servers!server"]
 
 
 def _token(path: Path) -> str:
@@ -86,4 +91,5 @@ def accounting_hub_config(
         {"name": SERVICE, "services": [SERVICE], "scopes": list(SERVICE_SCOPES)},
         {"name": SPAWNER_CLIENT, "services": [SPAWNER_CLIENT], "scopes": [RESERVE_SCOPE, ACCESS]},
         {"name": "user", "scopes": ["self", ACCESS]},
+        {"name": "server", "scopes": [*SERVER_DEFAULT_SCOPES, ACCESS]},
     ]

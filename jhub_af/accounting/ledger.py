@@ -455,6 +455,19 @@ class Ledger:
             for k, c, m, g, n in rows
         }
 
+    def usage_now(
+        self, user: str, groups: Iterable[str], since: float, until: float, now: float | None = None
+    ) -> tuple[dict, dict[str, dict]]:
+        """What ``user`` uses (at once, and this period's budgets), and each of ``groups``
+        as a whole: the numbers a decision reads, without deciding anything."""
+        now = time.time() if now is None else now
+        with self.reading() as session:
+            usage = self.usage_of(session, user, since, until, now)
+            group_usage = {
+                g: self.usage_of_group(session, g, since, until, now) for g in sorted(set(groups))
+            }
+        return usage, group_usage
+
     def count_rows(self) -> int:
         with self.reading() as session:
             return session.scalar(select(func.count()).select_from(Reservation)) or 0

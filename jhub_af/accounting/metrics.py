@@ -1,16 +1,24 @@
 """Prometheus metrics of the accounting service (prometheus-client).
 
 Names are ``jhub_af_*`` in base units (seconds, bytes), counters end in
-``_total``. Usage per user and group is read from the ledger at scrape time
-(two aggregate queries each), so it is always the ledger's truth and never a
-second counter kept on the side.
+``_total``. The decision counters and histogram are live. Usage per user and
+group is read from the ledger (two aggregate queries each), so it is always the
+ledger's truth and never a second counter kept on the side; but with thousands
+of users that read takes seconds, so it is not done on the scrape's path: a
+scrape serves the usage series as last read and rendered (a *snapshot*), and a
+snapshot older than ``refresh`` seconds is read again in the background. A
+snapshot older than ``max_age`` (nobody scraped for a while) is never served:
+that scrape waits for a fresh one. ``jhub_af_usage_snapshot_age_seconds`` says
+how old the usage series of a scrape are.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from .usage import GIB, HOUR, period_bounds
@@ -71,9 +79,12 @@ class LedgerCollector:
 
 
 class Metrics:
-    """The service's registry: decisions counted and timed, ledger usage collected."""
+    """The service's registry (decisions counted and timed, live) and the snapshot of
+    ledger usage that scrapes serve (see the module's doc)."""
 
-    def __init__(self, ledger, period: str):
+    def __init__(self, ledger, period: str, *, refresh: float = 30.0, max_age: float = 120.0):
+        self.refresh = refresh
+        self.max_age = max(max_age, refresh)
         self.registry = CollectorRegistry()
         self.granted = Counter(
             "jhub_af_reservations_granted_total",
@@ -94,4 +105,43 @@ class Metrics:
             buckets=DECISION_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(LedgerCollector(ledger, period))
+        self.usage_registry = CollectorRegistry()
+        self.usage_registry.register(LedgerCollector(ledger, period))
+        self._usage_text = b""
+        self._taken: float | None = None
+        self._reading: asyncio.Future | None = None
+        Gauge(
+            "jhub_af_usage_snapshot_age_seconds",
+            "Seconds since the usage series of this scrape were read from the ledger",
+            registry=self.registry,
+        ).set_function(self.snapshot_age)
+
+    def snapshot_age(self) -> float:
+        return float("inf") if self._taken is None else time.monotonic() - self._taken
+
+    def read_usage(self) -> bytes:
+        """Read usage from the ledger and render it (blocking: run it in a thread)."""
+        taken = time.monotonic()
+        text = generate_latest(self.usage_registry)
+        self._usage_text, self._taken = text, taken
+        return text
+
+    def _read_in(self, in_thread: Callable[..., Awaitable]) -> asyncio.Future:
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.ensure_future(in_thread(self.read_usage))
+            # a failed background read is not lost: a later scrape reads again (and waits
+            # once the snapshot is older than max_age, answering 503 if it fails again)
+            self._reading.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return self._reading
+
+    async def scrape(self, in_thread: Callable[..., Awaitable]) -> bytes:
+        """The exposition text: live series, then the usage snapshot.
+
+        ``in_thread(fn)`` runs ``fn`` off the event loop (the service's executor).
+        """
+        age = self.snapshot_age()
+        if age > self.max_age:
+            await self._read_in(in_thread)
+        elif age > self.refresh:
+            self._read_in(in_thread)  # serve this one from the snapshot, read the next
+        return generate_latest(self.registry) + self._usage_text

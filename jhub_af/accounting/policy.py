@@ -312,6 +312,8 @@ def limit_sentence(key: str, limit: Limit, period: str = "month") -> str:
 
 
 ADVICE = "Stop something you no longer need, or ask your VO admin for a larger quota."
+# the request alone is larger than the limit: stopping things would not help
+TOO_BIG_ADVICE = "Choose a smaller profile or size, or ask your VO admin for a larger quota."
 ZERO_ADVICE = "Ask your VO admin if you need it."
 BUDGET_ADVICE = (
     "The budget starts again with the next {period}; ask your VO admin if you need more now."
@@ -344,7 +346,8 @@ def decide(
         tail = f"you are using {_number(key, used)}" if used else "you are using none"
         counted = reason in ("servers", "gpus", "dask_clusters", "dask_workers")
         asked = "" if counted and amount == 1 else f" and asked for {_number(key, amount)} more"
-        message = f"{limit_sentence(key, limit, period)}; {tail}{asked}. {ADVICE}"
+        advice = TOO_BIG_ADVICE if amount > limit.value + 1e-9 else ADVICE
+        message = f"{limit_sentence(key, limit, period)}; {tail}{asked}. {advice}"
         if limit.value == 0:
             message = f"{limit_sentence(key, limit, period)}. {ZERO_ADVICE}"
         return Decision(False, reason, message)
@@ -400,3 +403,44 @@ def decide(
                     f"this {period} ({used / limit.value:.0%})."
                 )
     return Decision(True, warnings=tuple(warnings))
+
+
+def remaining(
+    limits: Mapping[str, Limit],
+    usage: Mapping[str, float],
+    *,
+    group_totals: Mapping[str, Mapping] | None = None,
+    group_usage: Mapping[str, Mapping[str, float]] | None = None,
+) -> dict[str, dict]:
+    """What is left of each dimension: ``{"limit", "in_use", "left"}`` per key of ``limits``.
+
+    ``limit`` is the user's own effective limit and ``in_use`` what the user uses
+    now (budgets: this period); both are None/0 as they are. ``left`` is what the
+    user may still take: the own limit minus the use, lowered by any group total
+    of the user's groups (then ``capped_by`` names that group), never below 0;
+    None when no limit applies at all (unlimited).
+    """
+    out = {}
+    for key, limit in limits.items():
+        used = float(usage.get(key, 0) or 0)
+        left = None if limit.unlimited else max(0.0, limit.value - used)
+        capped_by = ""
+        for group, caps in sorted((group_totals or {}).items()):
+            cap = _level_value(caps, key)
+            if cap is _MISSING or cap is None:
+                continue
+            group_left = max(0.0, cap - float((group_usage or {}).get(group, {}).get(key, 0) or 0))
+            if left is None or group_left < left:
+                left, capped_by = group_left, group
+        entry = {"limit": limit.value, "in_use": _plain(used), "left": _plain(left)}
+        if capped_by:
+            entry["capped_by"] = capped_by
+        out[key] = entry
+    return out
+
+
+def _plain(value: float | None) -> float | int | None:
+    """Whole numbers as ints (servers, bytes), the rest rounded for JSON."""
+    if value is None:
+        return None
+    return int(value) if value == int(value) else round(value, 6)

@@ -20,7 +20,6 @@ from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler
 from jupyterhub.utils import url_path_join
-from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from tornado import ioloop, web
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
@@ -30,7 +29,7 @@ from . import handlers, pages
 from .hubapi import HubAPI, HubUnavailable
 from .ledger import Ledger, LedgerUnavailable, Running
 from .metrics import Metrics
-from .policy import QuotaPolicy, effective_limits
+from .policy import QuotaPolicy, effective_limits, remaining
 from .resources import Request, parse_request
 from .usage import period_bounds
 
@@ -39,7 +38,10 @@ class MetricsHandler(handlers.BaseHandler):
     async def get(self):
         if self.service.metrics_require_auth and not await self.sees_all():
             raise web.HTTPError(403, "Metrics are for admins and tokens with the read scope.")
-        body = await self.service.in_thread(generate_latest, self.service.metrics.registry)
+        try:
+            body = await self.service.metrics.scrape(self.service.in_thread)
+        except LedgerUnavailable:
+            raise web.HTTPError(503, "The ledger cannot be read right now.") from None
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(body)
 
@@ -138,6 +140,25 @@ class AccountingService(Application):
         (the default). Set False only where the service port is private.
         """,
     )
+    metrics_refresh = Float(
+        30.0,
+        config=True,
+        help="""
+        Seconds a scrape of /metrics may serve the usage series (per user and group)
+        as last read from the ledger; an older snapshot is read again in the
+        background, off the scrape's path (with 10,000 users the read takes seconds).
+        The decision counters and histogram are always live. Default 30.
+        """,
+    )
+    metrics_max_age = Float(
+        120.0,
+        config=True,
+        help="""
+        The oldest usage snapshot a scrape may serve (seconds, at least
+        metrics_refresh): a scrape after a longer pause waits for a fresh read.
+        jhub_af_usage_snapshot_age_seconds reports the age. Default 120.
+        """,
+    )
     threads = Integer(
         4, config=True, help="Threads that run ledger queries off the event loop (default 4)."
     )
@@ -175,7 +196,12 @@ class AccountingService(Application):
         self.policy = QuotaPolicy(parent=self)
         self.ledger = Ledger(self.db_url, busy_timeout=self.db_busy_timeout)
         self.executor = ThreadPoolExecutor(self.threads, thread_name_prefix="ledger")
-        self.metrics = Metrics(self.ledger, self.policy.period)
+        self.metrics = Metrics(
+            self.ledger,
+            self.policy.period,
+            refresh=self.metrics_refresh,
+            max_age=self.metrics_max_age,
+        )
         self.hub = HubAPI(self.hub_api_url, os.environ.get("JUPYTERHUB_API_TOKEN", ""))
         self.reconciled = False
 
@@ -283,20 +309,39 @@ class AccountingService(Application):
             "members_with_usage": len(members),
         }
 
-    async def policy_report(self, name: str, model: dict | None = None) -> dict:
+    async def policy_report(
+        self, name: str, model: dict | None = None, with_remaining: bool = False
+    ) -> dict:
+        """The user's limits and where they come from; ``with_remaining`` adds what is
+        left of each (``remaining``: limit, in use, left), read from the ledger now."""
         model = model or await self._hub_user(name)
         groups = sorted(model.get("groups") or [])
-        limits = effective_limits(self.policy, name, groups)
-        return {
+        policy = self.policy
+        limits = effective_limits(policy, name, groups)
+        report = {
             "user": name,
             "groups": groups,
-            "period": self.policy.period,
-            "warn_at": self.policy.warn_at,
+            "period": policy.period,
+            "warn_at": policy.warn_at,
             "limits": {
                 key: {"value": lim.value, "source": lim.source, "group": lim.group}
                 for key, lim in limits.items()
             },
         }
+        if with_remaining:
+            now = time.time()
+            since, until = period_bounds(policy.period, now)
+            totals = policy.total_groups(groups)
+            usage, group_usage = await self.in_thread(
+                self.ledger.usage_now, name, totals, since, until, now
+            )
+            report["remaining"] = remaining(
+                limits,
+                usage,
+                group_totals={g: policy.group_totals[g] for g in totals},
+                group_usage=group_usage,
+            )
+        return report
 
     # --- background work --------------------------------------------------
 

@@ -1,18 +1,26 @@
 """The hub side: what a spawner calls so that every server start goes through af-accounting.
 
-The small interface ProfileSpawner calls (or gets by mixing in
-:class:`AccountingSpawnerMixin` in front of its own bases):
+ProfileSpawner (jhub_af.spawner) calls this small interface; any other spawner
+gets it by mixing :class:`AccountingSpawnerMixin` in front of its own bases:
 
+- ``accounting_configured(spawner)``: is ``c.AccountingClient.url`` set? (A hub
+  without af-accounting runs with accounting off; :func:`log_accounting_off`
+  says so once.)
 - ``await reserve_for_spawn(spawner, resources)`` before starting anything.
   ``resources`` is ``{"cores": 2, "memory": "8G", "gpus": {"t4": 1}}``
-  (:func:`resources_for_selection` builds it from a profile selection). It
-  returns a :class:`Reservation` or raises :class:`QuotaDenied` (HTTP 403, the
-  sentence names the limit) or :class:`AccountingUnavailable` (503, fail closed).
-- ``await confirm_spawn(spawner)`` once the server started.
+  (:func:`resources_for_selection` builds it from a validated profile selection,
+  never from raw ``user_options``). It returns a :class:`Reservation` or raises
+  :class:`QuotaDenied` (HTTP 403, the sentence names the limit) or
+  :class:`AccountingUnavailable` (503, fail closed).
+- ``await confirm_spawn(spawner)`` once the server started. It never raises: a
+  reservation the service did not hear about is confirmed by its next reconcile.
 - ``await release_for_spawn(spawner, reason)`` on stop, on a failed start, and
-  when ``poll`` finds the server gone. It never raises: what it cannot tell the
-  service, the service's reconcile with the hub finds out.
-- ``await heartbeat_for_spawn(spawner)`` from ``poll`` while the server runs.
+  when ``poll`` finds the server gone. It takes the id off the spawner before it
+  sends anything, so a second call (stop after poll found the server gone) sends
+  nothing. It never raises: what it cannot tell the service, the service's
+  reconcile with the hub finds out.
+- ``await heartbeat_for_spawn(spawner)`` from ``poll`` while the server runs
+  (at most every ``c.AccountingClient.heartbeat_interval`` seconds).
 
 The reservation id lives in the spawner's state (``accounting_reservation``),
 so a hub restart keeps it. Read it *before* calling the backend's ``stop()`` or
@@ -26,8 +34,13 @@ import time
 from .client import AccountingClient, AccountingRefused, AccountingUnavailable, Reservation
 
 STATE_KEY = "accounting_reservation"
-HEARTBEAT_EVERY = 300.0
+ACCOUNTING_OFF = (
+    "af-accounting is not configured (c.AccountingClient.url is empty): servers start "
+    "without quota checks and no usage is recorded. jhub_af.accounting.accounting_hub_config "
+    "sets it up."
+)
 _clients: dict[int, AccountingClient] = {}
+_off_logged: set[int] = set()
 
 
 def client_for(spawner) -> AccountingClient:
@@ -36,6 +49,19 @@ def client_for(spawner) -> AccountingClient:
     if key not in _clients:
         _clients[key] = AccountingClient(config=spawner.config, log=spawner.log)
     return _clients[key]
+
+
+def accounting_configured(spawner) -> bool:
+    """Whether the hub's config points ``c.AccountingClient`` at a service."""
+    return bool(client_for(spawner).url)
+
+
+def log_accounting_off(spawner) -> None:
+    """Say once per hub (not once per spawn) that accounting is off."""
+    key = id(spawner.config)
+    if key not in _off_logged:
+        _off_logged.add(key)
+        spawner.log.warning(ACCOUNTING_OFF)
 
 
 def resources_for_selection(selection) -> dict:
@@ -50,13 +76,28 @@ async def reserve_for_spawn(spawner, resources: dict) -> Reservation:
         spawner.user.name, "server", resources, server=spawner.name or ""
     )
     spawner.accounting_reservation_id = reservation.id
-    spawner.log.info("Reservation %s for %s granted", reservation.id, spawner._log_name)
     spawner._accounting_beat = time.monotonic()
+    if not reservation.degraded:
+        spawner.log.info("Reservation %s for %s granted", reservation.id, spawner._log_name)
     return reservation
 
 
+def _said(e: Exception) -> str:
+    return getattr(e, "message", "") or str(e)
+
+
 async def confirm_spawn(spawner) -> None:
-    await client_for(spawner).confirm(getattr(spawner, "accounting_reservation_id", None))
+    rid = getattr(spawner, "accounting_reservation_id", None)
+    try:
+        await client_for(spawner).confirm(rid)
+    except (AccountingUnavailable, AccountingRefused) as e:
+        # the server runs: the service's reconcile confirms (or records) it
+        spawner.log.warning(
+            "Could not confirm reservation %s of %s: %s; the next reconcile will",
+            rid,
+            spawner._log_name,
+            _said(e),
+        )
 
 
 async def release_for_spawn(spawner, reason: str = "stopped") -> None:
@@ -71,22 +112,39 @@ async def release_for_spawn(spawner, reason: str = "stopped") -> None:
         spawner.log.warning(
             "Could not release reservation %s of %s (%s): %s; the next reconcile will close it",
             rid,
-            spawner.user.name,
+            spawner._log_name,
             reason,
-            e.log_message % e.args if e.args else e,
+            _said(e),
         )
 
 
 async def heartbeat_for_spawn(spawner) -> None:
     rid = getattr(spawner, "accounting_reservation_id", None)
-    last = getattr(spawner, "_accounting_beat", 0.0)
-    if rid is None or time.monotonic() - last < HEARTBEAT_EVERY:
+    last = getattr(spawner, "_accounting_beat", None)
+    if rid is None:
+        return
+    if last is None:
+        # restored after a hub restart: the hub polls before it has started the service,
+        # whose reconcile at start renews what runs; beat one period from now
+        spawner._accounting_beat = time.monotonic()
+        return
+    if time.monotonic() - last < client_for(spawner).heartbeat_interval:
         return
     spawner._accounting_beat = time.monotonic()
     try:
         await client_for(spawner).heartbeat(rid)
-    except (AccountingUnavailable, AccountingRefused) as e:
-        spawner.log.warning("Heartbeat of reservation %s failed: %s", rid, e)
+    except AccountingUnavailable as e:
+        spawner.log.warning("Heartbeat of reservation %s failed: %s", rid, _said(e))
+    except AccountingRefused as e:
+        # the service closed it (e.g. it lapsed while the hub was down): forget it, so that
+        # stop sends nothing; the reconcile records the running server instead
+        spawner.accounting_reservation_id = None
+        spawner.log.warning(
+            "Reservation %s of %s is no longer open (%s); the next reconcile records the server",
+            rid,
+            spawner._log_name,
+            _said(e),
+        )
 
 
 class AccountingSpawnerMixin:

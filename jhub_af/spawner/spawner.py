@@ -6,6 +6,12 @@ builds a fresh backend spawner (local, kubernetes, slurm, condor) from config
 plus the profile's settings, and hands the life cycle to it. The backend's
 state is kept inside the ProfileSpawner's state, so after a hub restart the
 running server is still known and can be polled and stopped.
+
+Quotas: when af-accounting is configured (``c.AccountingClient.url``), every start
+asks it for a reservation sized from the validated selection before the backend
+is built, confirms it once the backend started, renews it from ``poll`` and
+releases it on stop or when ``poll`` finds the server gone, through
+:mod:`jhub_af.accounting.spawn`. The reservation id is kept in the state.
 """
 
 from __future__ import annotations
@@ -14,8 +20,22 @@ import asyncio
 
 from jupyterhub.spawner import Spawner
 from sqlalchemy.orm import object_session
-from traitlets import Any, Dict, List, TraitError, Unicode, default, validate
+from traitlets import Any, Dict, Enum, List, TraitError, Unicode, default, validate
 from traitlets.utils.importstring import import_item
+
+from jhub_af.accounting import (
+    RESERVATION_STATE_KEY,
+    AccountingRefused,
+    AccountingUnavailable,
+    QuotaDenied,
+    accounting_configured,
+    confirm_spawn,
+    heartbeat_for_spawn,
+    log_accounting_off,
+    release_for_spawn,
+    reserve_for_spawn,
+    resources_for_selection,
+)
 
 from . import callback
 from .catalogue import CatalogueError, Profile, parse_catalogue, visible_profiles
@@ -175,10 +195,26 @@ class ProfileSpawner(Spawner):
         """,
     )
 
+    accounting = Enum(
+        ["auto", "on", "off"],
+        "auto",
+        config=True,
+        help="""
+        Whether starts go through af-accounting (a reservation before the backend
+        starts, released when the server stops). "auto" (the default): on when
+        ``c.AccountingClient.url`` is set (``accounting_hub_config`` sets it), off
+        otherwise, which the hub logs once. "on": always; with no URL every start is
+        then refused as the quota service being unreachable (unless
+        ``c.AccountingClient.fail_open``). "off": never, even with a URL.
+        """,
+    )
+
     backend_spawner = Any(None, allow_none=True, help="The backend spawner of this start.")
     selection = Any(None, allow_none=True, help="The validated Selection of this start.")
 
     def __init__(self, **kwargs):
+        # the af-accounting reservation of the server (kept in the state)
+        self.accounting_reservation_id: str | None = None
         self._saved: dict = {}
         self._last_options: dict = {}
         self._backend_name = ""
@@ -246,7 +282,7 @@ class ProfileSpawner(Spawner):
         self._backend_name, self._backend_options = backend, dict(options)
         return spawner
 
-    def _refuse(self, message: str, reason: str) -> SpawnException:
+    def _refuse(self, message: str, reason: str, status_code: int = 400) -> SpawnException:
         # a refused start leaves nothing behind, not even the refused options
         self.user_options = dict(self._last_options)
         if self.orm_spawner is not None:
@@ -255,7 +291,7 @@ class ProfileSpawner(Spawner):
             if session is not None:
                 session.commit()
         self.log.warning("Start of %s refused: %s", self._log_name, message)
-        refusal = SpawnException(message, reason=reason)
+        refusal = SpawnException(message, reason=reason, status_code=status_code)
         # the spawn page shows this text as it is (not "400 SpawnException(...): ...")
         refusal.jupyterhub_message = message
         return refusal
@@ -283,28 +319,74 @@ class ProfileSpawner(Spawner):
                 "Pick another profile.",
                 "backend-unavailable",
             )
-        options = selection.user_options()
-        self.user_options = options
-        if self.orm_spawner is not None:
-            self.orm_spawner.user_options = options
-        self._last_options = options
-        self.selection = selection
-        self.backend_spawner = self._make_backend(
-            profile.backend, self._backend_settings(selection), options
-        )
-        self.log.info(
-            "Starting %s with profile %s on %s", self._log_name, profile.slug, profile.backend
-        )
-        return await self.backend_spawner.start()
+        await self._reserve(selection)
+        try:
+            options = selection.user_options()
+            self.user_options = options
+            if self.orm_spawner is not None:
+                self.orm_spawner.user_options = options
+            self._last_options = options
+            self.selection = selection
+            self.backend_spawner = self._make_backend(
+                profile.backend, self._backend_settings(selection), options
+            )
+            self.log.info(
+                "Starting %s with profile %s on %s", self._log_name, profile.slug, profile.backend
+            )
+            url = await self.backend_spawner.start()
+        except BaseException:
+            await release_for_spawn(self, "start failed")
+            raise
+        if self.accounting_reservation_id:
+            await confirm_spawn(self)
+        return url
+
+    # accounting
+
+    def _accounting_on(self) -> bool:
+        if self.accounting == "auto":
+            if accounting_configured(self):
+                return True
+            log_accounting_off(self)
+            return False
+        return self.accounting == "on"
+
+    async def _reserve(self, selection: Selection) -> None:
+        """Ask af-accounting for this start's reservation, sized from the validated
+        selection; a refusal becomes the SpawnException the hub shows the user."""
+        self.accounting_reservation_id = None
+        if not self._accounting_on():
+            return
+        try:
+            await reserve_for_spawn(self, resources_for_selection(selection))
+        except QuotaDenied as e:
+            raise self._refuse(e.message, "quota", status_code=403) from None
+        except AccountingUnavailable as e:
+            raise self._refuse(e.message, "quota-service-unavailable", status_code=503) from None
+        except AccountingRefused as e:
+            message = (
+                f"The facility's quota service refused this start: {e.message} "
+                "Tell the facility's admins."
+            )
+            raise self._refuse(message, "quota-service-refused", status_code=500) from None
 
     async def poll(self):
-        if self.backend_spawner is None:
-            return 0
-        return await self.backend_spawner.poll()
+        status = 0 if self.backend_spawner is None else await self.backend_spawner.poll()
+        if status is None:
+            await heartbeat_for_spawn(self)
+        else:
+            # gone (or never started): release now; the hub does not call stop() then
+            await release_for_spawn(self, "gone")
+        return status
 
     async def stop(self, now=False):
-        if self.backend_spawner is not None:
-            await self.backend_spawner.stop(now=now)
+        try:
+            if self.backend_spawner is not None:
+                await self.backend_spawner.stop(now=now)
+        finally:
+            # the id is this spawner's own, untouched by the backend's clear_state();
+            # a release already sent by poll() left nothing to send here
+            await release_for_spawn(self, "stopped")
 
     async def progress(self):
         while self.backend_spawner is None:
@@ -335,11 +417,14 @@ class ProfileSpawner(Spawner):
             state[STATE_KEY] = self._saved
         if self._last_options:
             state[LAST_KEY] = self._last_options
+        if self.accounting_reservation_id:
+            state[RESERVATION_STATE_KEY] = self.accounting_reservation_id
         return state
 
     def load_state(self, state):
         super().load_state(state)
         self._last_options = dict(state.get(LAST_KEY) or {})
+        self.accounting_reservation_id = state.get(RESERVATION_STATE_KEY) or None
         saved = state.get(STATE_KEY)
         if not saved:
             return
@@ -374,3 +459,4 @@ class ProfileSpawner(Spawner):
             self.backend_spawner.clear_state()
         self.backend_spawner = self.selection = None
         self._saved = {}
+        self.accounting_reservation_id = None

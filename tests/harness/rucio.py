@@ -42,6 +42,10 @@ CACHE_ROOT = Path(os.environ.get("JHUB_AF_RUCIO_CACHE", "/var/tmp/jhub-af-rucio-
 SEED_SCRIPT = Path(__file__).with_name("rucio_seed.py")
 ROOT_PASSWORD = "rucio-root-secret"
 ROOT_PORT = 1094  # the root:// door is advertised, not served
+ENDPOINTS = [
+    *("accounts", "auth", "config", "dids", "identities", "meta_conventions", "ping"),
+    *("redirect", "replicas", "rses", "rules", "scopes", "locks", "requests", "vos"),
+]
 
 SMALL = {
     "container": "cont.ttbar.v1",
@@ -247,8 +251,7 @@ def _server_config(workdir: Path, db: Path, memcached_port: int, site_packages: 
             [cache]
             url = 127.0.0.1:{memcached_port}
             [api]
-            endpoints = accounts, auth, config, dids, identities, meta_conventions, ping,
-                redirect, replicas, rses, rules, scopes, locks, requests, vos
+            endpoints = {", ".join(ENDPOINTS)}
             """
         )
     )
@@ -402,23 +405,26 @@ def start_rucio(workdir: Path, big_files: int = 10_000, timeout: float = 60) -> 
                 raise RuntimeError(f"seeding Rucio failed:\n{seeded.stderr[-4000:]}")
             (workdir / "seed-seconds").write_text(f"{time.monotonic() - started:.1f}\n")
             shutil.copyfile(db, cache / "rucio.db")
+            (cache / "web_port").write_text(f"{web_port}\n")
             (cache / "complete").write_text("seeded\n")
         else:
             # the HTTPS RSE listens on a new port in every session
-            subprocess.run(
+            seeded_port = int((cache / "web_port").read_text())
+            moved = subprocess.run(
                 [
                     str(python),
                     "-c",
                     "from rucio.client import Client\n"
                     f"Client().update_protocols('SITE_WEB', 'https', "
-                    f"{{'port': {web_port}}}, hostname='127.0.0.1')",
+                    f"{{'port': {web_port}}}, hostname='127.0.0.1', port={seeded_port})",
                 ],
                 env=client_env,
                 capture_output=True,
                 text=True,
-                check=True,
                 timeout=120,
             )
+            if moved.returncode != 0:
+                raise RuntimeError(f"moving the HTTPS RSE's port failed:\n{moved.stderr[-4000:]}")
     except BaseException:
         for p in reversed(processes):
             p.stop()

@@ -196,7 +196,7 @@ class RucioClient:
         self._token_expires = _expiry(r.headers.get("X-Rucio-Auth-Token-Expires"))
 
     async def _headers(self, fresh: bool = False) -> dict:
-        headers = {"Accept": "application/x-json-stream"}
+        headers = {"Accept": "application/x-json-stream, application/json"}
         if self.config.vo:
             headers["X-Rucio-VO"] = self.config.vo
         if self.config.auth == "oidc":

@@ -1,0 +1,532 @@
+"""The Data tab's handlers in a real jupyter server, against a real Rucio server.
+
+One ``jupyter server`` (with jhub_af.lab, as every user's server has it) is started
+for this module with several Rucio instances configured: the seeded server with
+userpass (rules enabled), the same without rules, with a wrong password, with the
+user's IAM-style token file (oidc), and one whose server does not answer. No mock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from harness import ManagedProcess, free_port, wait_for_http
+from harness.hub import REPO
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "lab-rucio-test-token"
+
+
+class Lab:
+    def __init__(self, url: str, home: Path, token_file: Path, process: ManagedProcess):
+        self.url, self.home, self.token_file, self.process = url, home, token_file, process
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"token {TOKEN}"
+
+    def api(self, path: str) -> str:
+        return f"{self.url}/jhub-af/rucio/{path}"
+
+    def get(self, path: str, **params) -> requests.Response:
+        return self.http.get(self.api(path), params=params, timeout=120)
+
+    def post(self, path: str, body: dict) -> requests.Response:
+        return self.http.post(self.api(path), json=body, timeout=120)
+
+    def wait_download(self, download_id: str, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.get(f"downloads/{download_id}").json()
+            if state["state"] != "running":
+                return state
+            time.sleep(0.1)
+        raise TimeoutError(f"download {download_id} still running")
+
+
+def rucio_token(rucio) -> str:
+    r = requests.get(
+        f"{rucio.url}/auth/userpass",
+        headers={
+            "X-Rucio-Account": rucio.account,
+            "X-Rucio-Username": rucio.username,
+            "X-Rucio-Password": rucio.password,
+        },
+        timeout=30,
+    )
+    r.raise_for_status()
+    return r.headers["X-Rucio-Auth-Token"]
+
+
+@pytest.fixture(scope="module")
+def lab(rucio_server, tmp_path_factory):
+    work = tmp_path_factory.mktemp("lab-rucio")
+    home, config_dir = work / "home", work / "config"
+    home.mkdir()
+    config_dir.mkdir()
+    token_file = work / "bearer_token"
+    config = rucio_server.lab_config(
+        rucio_server.instance("test"),
+        rucio_server.instance("norules", replica_requests=False, destination_rses=[]),
+        rucio_server.instance("badpass", password="not-the-password"),
+        rucio_server.instance(
+            "oidc", auth="oidc", token_file=str(token_file), username="", password=""
+        ),
+        rucio_server.instance("down", url=f"http://127.0.0.1:{free_port()}"),
+    )
+    config["IdentityProvider"] = {"token": TOKEN}
+    (config_dir / "jupyter_server_config.json").write_text(json.dumps(config))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "BEARER_TOKEN"))}
+    env.update(
+        JUPYTER_CONFIG_PATH=str(config_dir),
+        JUPYTER_RUNTIME_DIR=str(work / "runtime"),
+        JUPYTER_DATA_DIR=str(work / "data"),
+    )
+    process = ManagedProcess(
+        [
+            str(REPO / ".venv" / "bin" / "jupyter-server"),
+            "--no-browser",
+            "--allow-root",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--ServerApp.root_dir={home}",
+        ],
+        log=work / "jupyter-server.log",
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for_http(f"{url}/api", timeout=60, alive=process.alive, describe=process.log_tail)
+    yield Lab(url, home, token_file, process)
+    process.stop()
+
+
+def names(items: list[dict]) -> list[str]:
+    return sorted(i["name"] for i in items)
+
+
+# --- instances, search, navigation ------------------------------------------------
+
+
+def test_instances_are_listed_without_secrets(lab, rucio_server):
+    r = lab.get("instances")
+    assert r.status_code == 200
+    by_name = {i["name"]: i for i in r.json()["instances"]}
+    assert sorted(by_name) == ["badpass", "down", "norules", "oidc", "test"]
+    assert by_name["test"] == {
+        "name": "test",
+        "url": rucio_server.url,
+        "auth": "userpass",
+        "replica_requests": True,
+        "destination_rses": ["SITE_SCRATCH"],
+    }
+    assert rucio_server.password not in r.text and "not-the-password" not in r.text
+
+
+@pytest.mark.parametrize(
+    ("pattern", "did_type", "expected"),
+    [
+        ("ds.ttbar.*", "dataset", ["ds.ttbar.001", "ds.ttbar.002"]),
+        ("*", "container", ["cont.ttbar.v1"]),
+        (
+            "ttbar.001.*",
+            "file",
+            ["ttbar.001.0001.root", "ttbar.001.0002.root", "ttbar.001.0003.root"],
+        ),
+        (
+            "*ttbar*",
+            "all",
+            [
+                "cont.ttbar.v1",
+                "ds.ttbar.001",
+                "ds.ttbar.002",
+                *[f"ttbar.00{d}.000{f}.root" for d, f in [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2)]],
+            ],
+        ),
+        ("nothing.like.this*", "all", []),
+    ],
+)
+def test_search_with_wildcards_and_type(lab, pattern, did_type, expected):
+    r = lab.get("test/dids", scope="mc23", pattern=pattern, type=did_type)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert names(body["items"]) == expected
+    assert body["has_more"] is False and body["page"] == 0
+    if did_type == "file":
+        assert {i["name"]: i["bytes"] for i in body["items"]}["ttbar.001.0001.root"] == 300_000
+
+
+def test_search_refuses_bad_type_and_paging(lab):
+    r = lab.get("test/dids", scope="mc23", pattern="*", type="table")
+    assert (r.status_code, r.json()) == (
+        400,
+        {"error": "'type' must be one of all, container, dataset, file."},
+    )
+    r = lab.get("test/dids", scope="mc23", pattern="*", page_size="5000")
+    assert (r.status_code, r.json()) == (
+        400,
+        {"error": "'page' must be 0 or more and 'page_size' 1 to 1000."},
+    )
+    r = lab.get("test/dids", pattern="*")
+    assert (r.status_code, r.json()) == (400, {"error": "'scope' is required."})
+    r = lab.get("nosuch/dids", scope="mc23")
+    assert r.status_code == 404
+    assert r.json()["error"].startswith("No Rucio instance named 'nosuch' is configured here")
+
+
+def test_container_to_dataset_to_files_with_replicas(lab, rucio_server):
+    r = lab.get("test/contents", scope="mc23", name="cont.ttbar.v1")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["did"] == {
+        "scope": "mc23",
+        "name": "cont.ttbar.v1",
+        "type": "container",
+        "bytes": 513_312,
+        "events": None,
+    }
+    assert [(i["name"], i["type"]) for i in body["items"]] == [
+        ("ds.ttbar.001", "dataset"),
+        ("ds.ttbar.002", "dataset"),
+    ]
+    r = lab.get("test/contents", scope="mc23", name="ds.ttbar.001")
+    body = r.json()
+    assert body["did"]["type"] == "dataset" and body["did"]["events"] == 1712
+    files = {i["name"]: i for i in body["items"]}
+    assert sorted(files) == ["ttbar.001.0001.root", "ttbar.001.0002.root", "ttbar.001.0003.root"]
+    first = files["ttbar.001.0001.root"]
+    assert (first["bytes"], first["events"], first["type"]) == (300_000, 1000, "file")
+    by_rse = {r["rse"]: r["pfns"] for r in first["replicas"]}
+    assert sorted(by_rse) == ["SITE_DISK", "SITE_WEB"]
+    schemes = sorted(p.split("://")[0] for pfns in by_rse.values() for p in pfns)
+    assert schemes == ["file", "https", "root"]
+    assert by_rse["SITE_WEB"][0].startswith("https://127.0.0.1:")
+    # a file only on SITE_DISK has no https replica
+    third = {r["rse"] for r in files["ttbar.001.0003.root"]["replicas"]}
+    assert third == {"SITE_DISK"}
+
+
+def test_contents_of_a_file_and_of_nothing(lab):
+    r = lab.get("test/contents", scope="mc23", name="ttbar.001.0001.root")
+    assert (r.status_code, r.json()) == (
+        400,
+        {"error": "mc23:ttbar.001.0001.root is a file; it has no contents (ask for its replicas)."},
+    )
+    r = lab.get("test/contents", scope="mc23", name="no.such.dataset")
+    assert r.status_code == 404
+    assert r.json() == {"error": "Rucio 'test': Data identifier 'mc23:no.such.dataset' not found."}
+
+
+def test_html_name_comes_back_as_json_text(lab, rucio_server):
+    r = lab.get("test/dids", scope="mc23", pattern="<svg*", type="dataset")
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert names(r.json()["items"]) == [rucio_server.html_name]
+    r = lab.get("test/contents", scope="mc23", name=rucio_server.html_name)
+    assert names(r.json()["items"]) == [rucio_server.html_name + ".file"]
+
+
+# --- paging ------------------------------------------------------------------------
+
+
+def test_large_dataset_is_paged_with_replicas_of_the_page_only(lab, rucio_server):
+    n = rucio_server.big_files
+    r = lab.get("test/contents", scope="mc23", name="ds.big", page_size="100")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["page"], body["page_size"], body["has_more"]) == (0, 100, True)
+    assert len(body["items"]) == 100
+    assert all(i["replicas"] and i["replicas"][0]["rse"] == "SITE_DISK" for i in body["items"])
+    first_page = names(body["items"])
+    last = lab.get("test/contents", scope="mc23", name="ds.big", page_size="100", page=n // 100 - 1)
+    last_body = last.json()
+    assert len(last_body["items"]) == 100 and last_body["has_more"] is False
+    assert not set(first_page) & set(names(last_body["items"]))
+    past = lab.get("test/contents", scope="mc23", name="ds.big", page_size="100", page=n // 100)
+    assert past.json()["items"] == [] and past.json()["has_more"] is False
+
+
+# --- replicas and snippets -------------------------------------------------------------
+
+
+def test_replicas_of_one_file(lab):
+    r = lab.get("test/replicas", scope="mc23", name="ttbar.001.0002.root")
+    assert r.status_code == 200
+    assert sorted(x["rse"] for x in r.json()["replicas"]) == ["SITE_DISK", "SITE_WEB"]
+    r = lab.get("test/replicas", scope="mc23", name="ds.ttbar.001")
+    assert (r.status_code, r.json()) == (
+        400,
+        {"error": "mc23:ds.ttbar.001 is a dataset; open it to see its files."},
+    )
+
+
+def test_snippet_opens_the_chosen_replica(lab, rucio_server):
+    r = lab.get("test/snippet", scope="mc23", name="ttbar.001.0001.root")
+    assert r.status_code == 200
+    code, pfn = r.json()["code"], r.json()["pfn"]
+    assert pfn.startswith("root://127.0.0.1:1094//")
+    assert f"uproot.open({json.dumps(pfn)})" in code
+    compile(code, "snippet", "exec")
+    https = next(
+        p
+        for x in lab.get("test/replicas", scope="mc23", name="ttbar.001.0001.root").json()[
+            "replicas"
+        ]
+        for p in x["pfns"]
+        if p.startswith("https://")
+    )
+    r = lab.get("test/snippet", scope="mc23", name="ttbar.001.0001.root", pfn=https)
+    assert f"uproot.open({json.dumps(https)})" in r.json()["code"]
+    r = lab.get("test/snippet", scope="mc23", name="ttbar.001.0001.root", pfn="https://evil/x")
+    assert (r.status_code, r.json()) == (
+        400,
+        {"error": "That PFN is not one of this file's replicas; pick one the panel lists."},
+    )
+    html_file = rucio_server.html_name + ".file"
+    code = lab.get("test/snippet", scope="mc23", name=html_file).json()["code"]
+    compile(code, "snippet", "exec")
+    assert f"did = {json.dumps('mc23:' + html_file)}" in code
+
+
+# --- downloads -----------------------------------------------------------------------
+
+
+def test_download_over_https_into_home_with_progress(lab, rucio_server):
+    r = lab.post(
+        "test/downloads",
+        {"scope": "mc23", "name": "ttbar.001.0001.root", "target": "data/ttbar-1.root"},
+    )
+    assert r.status_code == 202, r.text
+    state = lab.wait_download(r.json()["id"])
+    assert state["state"] == "done", state
+    assert (state["bytes_done"], state["bytes_total"]) == (300_000, 300_000)
+    assert state["path"] == "data/ttbar-1.root" and state["error"] == ""
+    written = (lab.home / "data" / "ttbar-1.root").read_bytes()
+    source = next(rucio_server.web_dir.rglob("ttbar.001.0001.root")).read_bytes()
+    assert written == source
+    assert [p.name for p in (lab.home / "data").iterdir()] == ["ttbar-1.root"]  # no .part left
+
+
+def test_download_from_a_file_replica_into_a_folder(lab):
+    (lab.home / "files").mkdir()
+    r = lab.post(
+        "test/downloads",
+        {"scope": "mc23", "name": "ttbar.002.0001.root", "target": "files/"},
+    )
+    assert r.status_code == 202, r.text
+    state = lab.wait_download(r.json()["id"])
+    assert (state["state"], state["path"], state["bytes_done"]) == (
+        "done",
+        "files/ttbar.002.0001.root",
+        8192,
+    )
+
+
+def _home_listing(home: Path) -> list[str]:
+    return sorted(str(p.relative_to(home)) for p in home.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        (
+            "../x.root",
+            "The target '../x.root' contains '..'; give a path inside your home, "
+            "e.g. data/file.root.",
+        ),
+        (
+            "data/../../x.root",
+            "The target 'data/../../x.root' contains '..'; give a path inside your home, "
+            "e.g. data/file.root.",
+        ),
+        (
+            "/etc/passwd",
+            "The target '/etc/passwd' is absolute; give a path relative to your home, "
+            "e.g. data/file.root.",
+        ),
+        (
+            "escape/x.root",
+            "The target 'escape/x.root' leads outside your home through a symbolic link; "
+            "choose a folder inside your home.",
+        ),
+        ("", "Give a target path relative to your home, e.g. data/file.root."),
+    ],
+)
+def test_download_targets_outside_home_are_refused(lab, tmp_path, target, message):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    link = lab.home / "escape"
+    if link.is_symlink():
+        link.unlink()
+    link.symlink_to(outside)
+    before = _home_listing(lab.home)
+    passwd = Path("/etc/passwd").read_bytes()
+    r = lab.post(
+        "test/downloads", {"scope": "mc23", "name": "ttbar.001.0001.root", "target": target}
+    )
+    assert (r.status_code, r.json()) == (400, {"error": message})
+    time.sleep(0.3)
+    assert _home_listing(lab.home) == before
+    assert list(outside.iterdir()) == []
+    assert Path("/etc/passwd").read_bytes() == passwd
+    link.unlink()
+
+
+def test_download_never_overwrites(lab):
+    keep = lab.home / "keep.root"
+    keep.write_bytes(b"my analysis output")
+    r = lab.post(
+        "test/downloads", {"scope": "mc23", "name": "ttbar.001.0001.root", "target": "keep.root"}
+    )
+    assert (r.status_code, r.json()) == (
+        400,
+        {"error": "'keep.root' exists already; choose another name or delete it first."},
+    )
+    assert keep.read_bytes() == b"my analysis output"
+
+
+def test_unknown_download_id(lab):
+    r = lab.get("downloads/0123456789abcdef")
+    assert (r.status_code, r.json()) == (
+        404,
+        {"error": "No such download in this server (it may have restarted)."},
+    )
+
+
+# --- rules ----------------------------------------------------------------------------
+
+
+def test_replica_request_creates_a_rule(lab, rucio_server):
+    r = lab.post("test/rules", {"scope": "mc23", "name": "ds.ttbar.002", "rse": "SITE_SCRATCH"})
+    assert r.status_code == 201, r.text
+    rule_id = r.json()["rule_id"]
+    rule = requests.get(
+        f"{rucio_server.url}/rules/{rule_id}",
+        headers={"X-Rucio-Auth-Token": rucio_token(rucio_server)},
+        timeout=30,
+    ).json()
+    assert (rule["account"], rule["rse_expression"], rule["name"]) == (
+        "physicist",
+        "SITE_SCRATCH",
+        "ds.ttbar.002",
+    )
+
+
+def test_replica_requests_refused_where_not_enabled(lab):
+    r = lab.post("norules/rules", {"scope": "mc23", "name": "ds.ttbar.001", "rse": "SITE_SCRATCH"})
+    assert (r.status_code, r.json()) == (
+        403,
+        {
+            "error": "Replica requests are not enabled for Rucio 'norules' at this facility; "
+            "ask your facility's admins."
+        },
+    )
+    r = lab.post("test/rules", {"scope": "mc23", "name": "ds.ttbar.001", "rse": "SITE_WEB"})
+    assert (r.status_code, r.json()) == (
+        403,
+        {"error": "Replicas may be requested only to SITE_SCRATCH, not to 'SITE_WEB'."},
+    )
+
+
+# --- failures: Rucio down, credentials, auth and XSRF ---------------------------------------
+
+
+def test_rucio_down_is_a_clear_503(lab):
+    r = lab.get("down/dids", scope="mc23", pattern="*")
+    assert r.status_code == 503
+    instance = next(i for i in lab.get("instances").json()["instances"] if i["name"] == "down")
+    assert r.json() == {
+        "error": f"The Rucio server 'down' ({instance['url']}) does not answer (ConnectError). "
+        "Try again in a few minutes; if it persists, tell your facility's admins."
+    }
+
+
+def test_wrong_password_is_401_for_the_admins(lab):
+    r = lab.get("badpass/dids", scope="mc23", pattern="*")
+    assert (r.status_code, r.json()) == (
+        401,
+        {
+            "error": "Rucio 'badpass' did not accept the username and password configured for "
+            "account 'physicist'. Ask your facility's admins to check the panel's Rucio "
+            "settings; nothing in your server needs to change."
+        },
+    )
+
+
+OIDC_REFUSED = (
+    "Rucio 'oidc' did not accept your IAM token (it may have expired). Stop and start your "
+    "server from the hub's control panel (File > Hub Control Panel), or log out and in "
+    "again, to get a fresh token."
+)
+
+
+def test_token_file_auth_and_expired_token(lab, rucio_server):
+    if lab.token_file.exists():
+        lab.token_file.unlink()
+    r = lab.get("oidc/dids", scope="mc23", pattern="ds.ttbar.*", type="dataset")
+    assert r.status_code == 401
+    assert r.json()["error"].startswith("No IAM token for Rucio 'oidc'")
+    # the token file holds a token Rucio accepts (the keeper rewrites it when it renews)
+    lab.token_file.write_text(rucio_token(rucio_server) + "\n")
+    r = lab.get("oidc/dids", scope="mc23", pattern="ds.ttbar.*", type="dataset")
+    assert r.status_code == 200, r.text
+    assert names(r.json()["items"]) == ["ds.ttbar.001", "ds.ttbar.002"]
+    lab.token_file.write_text("expired-or-forged-token\n")
+    r = lab.get("oidc/dids", scope="mc23", pattern="*")
+    assert (r.status_code, r.json()) == (401, {"error": OIDC_REFUSED})
+
+
+def test_unauthenticated_requests_are_refused(lab):
+    anonymous = requests.Session()
+    r = anonymous.get(lab.api("instances"), timeout=30)
+    assert r.status_code == 403
+    r = anonymous.post(
+        lab.api("test/downloads"),
+        json={"scope": "mc23", "name": "ttbar.001.0001.root", "target": "anon.root"},
+        timeout=30,
+    )
+    assert r.status_code == 403
+    assert not (lab.home / "anon.root").exists()
+
+
+def test_post_without_xsrf_is_refused(lab):
+    browser = requests.Session()
+    # log in as a browser does: the token gives a cookie, then POSTs need the _xsrf token
+    page = browser.get(f"{lab.url}/login", timeout=30)
+    assert page.status_code == 200
+    xsrf = browser.cookies.get("_xsrf")
+    r = browser.post(
+        f"{lab.url}/login", data={"password": TOKEN, "_xsrf": xsrf}, allow_redirects=False
+    )
+    assert r.status_code == 302
+    assert browser.get(lab.api("instances"), timeout=30).status_code == 200
+    body = {"scope": "mc23", "name": "ds.ttbar.001", "rse": "SITE_SCRATCH"}
+    r = browser.post(lab.api("test/rules"), json=body, timeout=30)
+    assert (r.status_code, r.json()["error"]) == (403, "'_xsrf' argument missing from POST")
+    r = browser.post(
+        lab.api("test/downloads"),
+        json={"scope": "mc23", "name": "ttbar.001.0001.root", "target": "xsrf.root"},
+        timeout=30,
+    )
+    assert r.status_code == 403
+    time.sleep(0.3)
+    assert not (lab.home / "xsrf.root").exists()
+    # with the header, the same session may
+    r = browser.post(
+        lab.api("test/downloads"),
+        json={"scope": "mc23", "name": "ttbar.001.0003.root", "target": "xsrf.root"},
+        headers={"X-XSRFToken": browser.cookies.get("_xsrf")},
+        timeout=30,
+    )
+    assert r.status_code == 202, r.text
+    assert lab.wait_download(r.json()["id"])["state"] == "done"
+
+
+def test_the_server_log_holds_no_secret(lab, rucio_server):
+    log = lab.process.log.read_text(errors="replace")
+    assert rucio_server.password not in log
+    assert "expired-or-forged-token" not in log

@@ -188,7 +188,8 @@ class RucioPanel(LoggingConfigurable):
     def _check_instances(self, proposal):
         names = set()
         for entry in proposal.value:
-            parsed = parse_instance(entry)
+            # checked before the user is known: keep the placeholder
+            parsed = parse_instance(entry, username="{username}")
             if parsed.name in names:
                 raise ConfigError(f"RucioPanel.instances: the name {parsed.name!r} is used twice")
             names.add(parsed.name)

@@ -3,19 +3,22 @@ running demo facility."""
 
 from __future__ import annotations
 
+import html
 import json
+import sqlite3
 import time
 from datetime import datetime, timezone
 
 import pytest
 import requests
-from harness import login
+from harness import login, stop_server
 
 from jhub_af.accounting.examples import DEMO_POLICY
 from jhub_af.accounting.ledger import Ledger
 from jhub_af.accounting.policy import QuotaPolicy, effective_limits
 from jhub_af.accounting.resources import parse_request
 from jhub_af.cli import main
+from jhub_af.spawner import spawn_body
 
 HOUR = 3600.0
 START = datetime(2026, 10, 1, tzinfo=timezone.utc).timestamp()
@@ -196,6 +199,46 @@ def test_demo_runs_accounting_with_its_policy(demo_facility):
     page = alice.get(f"{url}/services/af-accounting/", timeout=30)
     assert page.status_code == 200 and "Usage of alice" in page.text
     assert "/services/af-accounting/" in alice.get(f"{url}/hub/home", timeout=30).text
+
+
+ALICE_LARGE_REFUSED = (
+    "Your group /atlas/users may use 2 cores at a time; you are using none and asked for 4 "
+    "more. Choose a smaller profile or size, or ask your VO admin for a larger quota."
+)
+
+
+def _alice_rows(demo_facility) -> list[tuple]:
+    ledger = demo_facility.workdir / "data" / "accounting" / "af-accounting.sqlite"
+    with sqlite3.connect(ledger) as db:
+        return db.execute(
+            "SELECT id, state, ended FROM af_reservations WHERE user = 'alice' ORDER BY created"
+        ).fetchall()
+
+
+@pytest.mark.integration
+def test_demo_refuses_alices_large_profile_naming_her_quota(demo_facility):
+    # the demo lets alice run 1 server of up to 2 cores; "large" has 4
+    url = demo_facility.url
+    alice = login(url, "alice", "demo")
+    if alice.get(f"{url}/hub/api/user", timeout=10).json()["servers"]:
+        stop_server(alice, url, "alice")  # another demo test left hers running
+    before = _alice_rows(demo_facility)
+    r = alice.post(
+        f"{url}/hub/api/users/alice/server", json=spawn_body({"profile": "large"}, "6"), timeout=60
+    )
+    assert (r.status_code, r.json()["message"]) == (403, ALICE_LARGE_REFUSED)
+    page = alice.post(
+        f"{url}/hub/spawn/alice",
+        data={"profile": "large", "_xsrf": alice.cookies.get("_xsrf", path="/hub/")},
+        timeout=60,
+    )
+    assert page.status_code == 403
+    assert html.escape(ALICE_LARGE_REFUSED) in page.text
+    model = alice.get(f"{url}/hub/api/user", timeout=10).json()
+    assert model["servers"] == {} and model["pending"] is None
+    # nothing reserved or recorded: no new row, none left open
+    assert _alice_rows(demo_facility) == before
+    assert all(state in ("released", "expired") for _, state, _ in before)
 
 
 def test_pages_escape_names_and_csv_defuses_formulas():

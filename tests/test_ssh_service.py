@@ -295,11 +295,12 @@ def test_profile_from_the_login_name(facility):
     s = facility.session("alice")
     stop_server(s, facility.url, "alice")
     token = facility.token("alice")
-    r = facility.ssh(token, "alice+large", "echo on large")
+    # the demo's quota lets alice run up to 2 cores: "large" (4) is refused, "default" runs
+    r = facility.ssh(token, "alice+default", "echo on default")
     assert r.returncode == 0, r.stderr
-    assert r.stdout == b"on large\n"
-    assert b"with profile 'large'" in r.stderr
-    assert facility.server("alice")["user_options"]["profile"] == "large"
+    assert r.stdout == b"on default\n"
+    assert b"with profile 'default'" in r.stderr
+    assert facility.server("alice")["user_options"]["profile"] == "default"
 
 
 def test_a_profile_the_user_may_not_use_is_refused_with_the_reason(facility):
@@ -458,7 +459,7 @@ def test_sftp_paths_outside_the_home_are_refused(facility, alice_token, alice_ru
 def test_logins_and_failures_are_logged_and_no_token_ever_is(facility):
     log = facility.log()
     assert "SSH login: 'alice' from 127.0.0.1" in log
-    assert "SSH login: 'alice+large' from 127.0.0.1, profile large" in log
+    assert "SSH login: 'alice+default' from 127.0.0.1, profile default" in log
     assert "SSH login refused: " in log
     leaked = [t[:6] for t in facility.tokens if t in log]
     assert leaked == []

@@ -68,6 +68,55 @@ def check_count(value, what: str, allow_none: bool = False) -> int | None:
     return value
 
 
+class GatewayRefused(Exception):
+    """A 401 or 403 from the gateway, with the sentence of its JSON body."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _client_class():
+    import aiohttp
+    from dask_gateway import Gateway
+    from dask_gateway.client import GatewayClusterError, GatewayServerError
+
+    class PanelGatewayClient(Gateway):
+        """dask_gateway's ``Gateway`` that keeps the gateway's sentence for a 401 or 403
+        (the quota backend's reason for refusing a cluster); its own request method
+        keeps the body only for 404, 409, 422 and 500."""
+
+        async def _request(self, method, url, json=None):
+            if self._session is None:
+                self._session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+            kwargs = self._request_kwargs
+            resp = await self._session.request(method, url, json=json, **kwargs)
+            if resp.status == 401:
+                headers, context = self.auth.pre_request(resp)
+                resp = await self._session.request(
+                    method, url, json=json, headers=headers, **kwargs
+                )
+                self.auth.post_response(resp, context)
+            if resp.status < 400:
+                return resp
+            try:
+                msg = (await resp.json())["error"]
+            except Exception:
+                msg = (await resp.text())[:500]
+            if resp.status in (401, 403):
+                raise GatewayRefused(resp.status, str(msg))
+            if resp.status in (404, 422):
+                raise ValueError(msg)
+            if resp.status == 409:
+                raise GatewayClusterError(msg)
+            if resp.status == 500:
+                raise GatewayServerError(msg)
+            resp.raise_for_status()
+
+    return PanelGatewayClient
+
+
 def _translate(e: BaseException, name: str | None = None) -> GatewayError:
     """Map what dask_gateway's client raises to a status and a sentence."""
     import aiohttp
@@ -77,19 +126,27 @@ def _translate(e: BaseException, name: str | None = None) -> GatewayError:
         return e
     if isinstance(e, OptionsError):
         return GatewayError(400, str(e))
-    if isinstance(e, aiohttp.ClientResponseError):
+    if isinstance(e, GatewayRefused):
         if e.status == 401:
             return GatewayError(401, CREDENTIALS)
-        if e.status == 403:
-            # the quota backend refuses a cluster with af-accounting's reason
-            return GatewayError(403, e.message or "The Dask Gateway refused this request.")
+        if name and "lacks permissions" in e.message:
+            # another user's cluster: the same answer as for no cluster at all
+            return GatewayError(404, f"You have no Dask cluster named {name}.")
+        # the quota backend refuses a cluster with af-accounting's reason
+        return GatewayError(403, e.message or "The Dask Gateway refused this request.")
+    if isinstance(e, aiohttp.ClientResponseError):
         if e.status in (502, 503, 504):
             return GatewayError(503, GATEWAY_DOWN)
         return GatewayError(502, f"The Dask Gateway answered HTTP {e.status}: {e.message}")
     if isinstance(e, aiohttp.ClientError | OSError | asyncio.TimeoutError):
         return GatewayError(503, GATEWAY_DOWN)
     if isinstance(e, GatewayClusterError):
-        return GatewayError(409, str(e))
+        # "cluster X is not running": still starting, or already stopped
+        return GatewayError(
+            409,
+            f"Dask cluster {name or ''} is not running (still starting, or stopped); "
+            "wait until the panel shows it running, then try again.".replace("  ", " "),
+        )
     if isinstance(e, GatewayServerError):
         return GatewayError(502, f"The Dask Gateway failed: {str(e)[:300]}")
     if isinstance(e, ValueError):
@@ -130,11 +187,10 @@ class PanelGateway:
         with self._lock:
             if self._gateway is None:
                 import dask
-                from dask_gateway import Gateway
 
                 if not dask.config.get("gateway.address", None):
                     raise GatewayError(503, NOT_CONFIGURED)
-                self._gateway = Gateway()
+                self._gateway = _client_class()()
             return self._gateway
 
     async def _run(self, fn, *args, name: str | None = None):
@@ -177,7 +233,13 @@ class PanelGateway:
 
     async def stop(self, name: str) -> None:
         check_name(name)
-        await self._run(lambda: self.gateway().stop_cluster(name), name=name)
+
+        def stop():
+            g = self.gateway()
+            g.get_cluster(name)  # the gateway stops unknown names silently: say so instead
+            g.stop_cluster(name)
+
+        await self._run(stop, name=name)
 
     async def scale(self, name: str, n) -> dict:
         check_name(name)

@@ -8,7 +8,14 @@ import math
 import pytest
 from traitlets import TraitError
 
-from jhub_af.accounting.policy import QuotaPolicy, decide, effective_limits
+from jhub_af.accounting.policy import (
+    ADVICE,
+    TOO_BIG_ADVICE,
+    QuotaPolicy,
+    decide,
+    effective_limits,
+    remaining,
+)
 from jhub_af.accounting.resources import BadRequest, parse_request
 
 POLICY = {
@@ -191,6 +198,88 @@ def test_decisions(id_, user, groups, request_, usage, granted, reason, message)
     d = _decide(user, groups, request_, usage)
     assert (d.granted, d.reason) == (granted, reason), id_
     assert d.message.startswith(message), (id_, d.message)
+
+
+@pytest.mark.parametrize(
+    ("id_", "usage", "request_", "advice"),
+    [
+        ("the request alone is too big", {}, server(3), TOO_BIG_ADVICE),
+        ("too big even with some in use", {"cores": 1}, server(3), TOO_BIG_ADVICE),
+        ("fits alone, not with what runs", {"cores": 1}, server(2), ADVICE),
+    ],
+)
+def test_refusal_advice_says_what_helps(id_, usage, request_, advice):
+    d = _decide("zed", [], request_, usage)
+    assert (d.granted, d.reason) == (False, "cores"), id_
+    assert d.message.endswith(f". {advice}"), (id_, d.message)
+
+
+REMAINING_POLICY = {
+    "defaults": {"servers": 1, "cores": 2, "memory": "4G", "gpus": {"*": 0}, "core_hours": 100},
+    "groups": {"/cms/gpu": {"gpus": {"t4": 1}}},
+    "group_totals": {"/cms/gpu": {"gpus": {"t4": 4}, "core_hours": 150}},
+}
+
+
+@pytest.mark.parametrize(
+    ("id_", "groups", "usage", "group_usage", "key", "expected"),
+    [
+        ("nothing used", [], {}, {}, "servers", {"limit": 1, "in_use": 0, "left": 1}),
+        ("cores in use", [], {"cores": 1.5}, {}, "cores", {"limit": 2, "in_use": 1.5, "left": 0.5}),
+        (
+            "memory in bytes",
+            [],
+            {"memory": 2**30},
+            {},
+            "memory",
+            {"limit": 4 * 2**30, "in_use": 2**30, "left": 3 * 2**30},
+        ),
+        ("over the limit leaves 0", [], {"servers": 2}, {}, "servers",
+         {"limit": 1, "in_use": 2, "left": 0}),
+        ("unlimited is null", [], {"dask_workers": 3}, {}, "dask_workers",
+         {"limit": None, "in_use": 3, "left": None}),
+        ("forbidden type", [], {}, {}, "gpus:t4", {"limit": 0, "in_use": 0, "left": 0}),
+        (
+            "budget this period",
+            [],
+            {"core_hours": 12.25},
+            {},
+            "core_hours",
+            {"limit": 100, "in_use": 12.25, "left": 87.75},
+        ),
+        (
+            "own limit binds before the group total",
+            ["/cms/gpu"],
+            {},
+            {"/cms/gpu": {"gpus:t4": 2}},
+            "gpus:t4",
+            {"limit": 1, "in_use": 0, "left": 1},
+        ),
+        (
+            "group total binds",
+            ["/cms/gpu"],
+            {},
+            {"/cms/gpu": {"gpus:t4": 4}},
+            "gpus:t4",
+            {"limit": 1, "in_use": 0, "left": 0, "capped_by": "/cms/gpu"},
+        ),
+        (
+            "group budget binds",
+            ["/cms/gpu"],
+            {"core_hours": 10},
+            {"/cms/gpu": {"core_hours": 120}},
+            "core_hours",
+            {"limit": 100, "in_use": 10, "left": 30, "capped_by": "/cms/gpu"},
+        ),
+    ],
+)  # fmt: skip
+def test_remaining(id_, groups, usage, group_usage, key, expected):
+    p = QuotaPolicy(**REMAINING_POLICY)
+    limits = effective_limits(p, "zed", groups, ["t4"])
+    totals = {g: p.group_totals[g] for g in p.total_groups(groups)}
+    got = remaining(limits, usage, group_totals=totals, group_usage=group_usage)
+    assert got[key] == expected, id_
+    assert set(got) == set(limits)
 
 
 def test_soft_threshold_warns_but_grants():

@@ -126,7 +126,7 @@ def test_releasing_someone_elses_reservation_is_refused(facility):
         (
             json.dumps(server_body("dave", memory="99999999T")),
             400,
-            "resources.memory is larger than any node can hold (at most 7.03687e+13).",
+            "resources.memory is larger than any node can hold (at most 64T).",
         ),
         ('{"user": "dave", "kind": "server"', 400, "The request body is not valid JSON."),
         (b"\xff\xfe", 400, "The request body is not valid JSON."),

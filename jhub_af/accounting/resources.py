@@ -57,7 +57,7 @@ class Request:
     server: str = ""
 
 
-def _number(value, what: str, ceiling: float) -> float:
+def _number(value, what: str, ceiling: float, shown: str = "") -> float:
     # bool is an int in Python; "true cores" is never meant
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadRequest(f"{what} must be a number, not {type(value).__name__}.")
@@ -66,7 +66,9 @@ def _number(value, what: str, ceiling: float) -> float:
     if value < 0:
         raise BadRequest(f"{what} must not be negative.")
     if value > ceiling:
-        raise BadRequest(f"{what} is larger than any node can hold (at most {ceiling:g}).")
+        raise BadRequest(
+            f"{what} is larger than any node can hold (at most {shown or f'{ceiling:g}'})."
+        )
     return float(value)
 
 
@@ -77,7 +79,7 @@ def memory_bytes(value, what: str = "memory") -> int:
         if not match:
             raise BadRequest(f"{what} must be bytes or text like 8G, not {value[:20]!r}.")
         value = float(match.group(1)) * MEMORY_UNITS[match.group(2)]
-    return int(_number(value, what, MAX_MEMORY))
+    return int(_number(value, what, MAX_MEMORY, format_memory(MAX_MEMORY)))
 
 
 def format_memory(n: float) -> str:

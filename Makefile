@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # Debian packages the tests start for real (later issues add slurm, postgresql, ...)
 TEST_SYSTEM_PACKAGES := chromium slurm-wlm munge python3-venv postgresql openssh-client openssh-sftp-server openssh-server rsync sshpass sudo memcached
 
-.PHONY: demo test test-fast lint format bench install install-test node system-test clean help
+.PHONY: demo test test-fast lint format bench install install-test node system-test clean help labextension-test
 
 help:
 	@echo "make demo       set up and run the whole facility on http://127.0.0.1:8000 (DEMO_ARGS='--port 8010')"
@@ -22,8 +22,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# the JupyterLab panel's sources: `pip install -e .` builds them (node and jlpm, through
+# hatch-jupyter-builder), so a change to them redoes the install
+LABEXT_SOURCES := labextension/package.json labextension/yarn.lock $(wildcard labextension/src/*.ts labextension/style/*)
+
 # the stamps make re-runs instant and redo the install when its inputs change
-$(VENV)/.installed: $(BIN)/python pyproject.toml
+$(VENV)/.installed: $(BIN)/python pyproject.toml $(LABEXT_SOURCES)
+	@scripts/require-node
 	$(BIN)/pip install -q -e .
 	touch $@
 
@@ -65,7 +70,15 @@ format: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: system-test install-test $(RUCIO_VENV)/.installed lint
+# the panel's TypeScript unit tests (node's own test runner; jlpm comes with jupyter-builder)
+labextension/node_modules/.installed: $(VENV)/.installed labextension/package.json labextension/yarn.lock
+	cd labextension && ../$(BIN)/jlpm install
+	touch $@
+
+labextension-test: labextension/node_modules/.installed
+	cd labextension && ../$(BIN)/jlpm test
+
+test: system-test install-test $(RUCIO_VENV)/.installed lint labextension-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install-test
@@ -76,3 +89,4 @@ bench: install-test $(RUCIO_VENV)/.installed
 
 clean:
 	rm -rf $(VENV) node_modules .jhub-af-demo test-artifacts .pytest_cache .ruff_cache
+	rm -rf labextension/node_modules labextension/lib labextension/test-build jhub_af/labextension

@@ -288,12 +288,13 @@ class RucioClient:
         rows, more = await take_page(lines, page, page_size)
         return [did_item(r) for r in rows], more
 
-    async def get_did(self, scope: str, name: str) -> dict:
-        row = await self._json(
-            "GET", f"dids/{did_path(scope, name)}", params={"dynamic_depth": "FILE"}
-        )
+    async def get_did(self, scope: str, name: str, totals: bool = True) -> dict:
+        """One DID; ``totals`` adds a collection's bytes (summed over its files by
+        Rucio, which costs time on a large dataset) and events."""
+        params = {"dynamic_depth": "FILE"} if totals else {}
+        row = await self._json("GET", f"dids/{did_path(scope, name)}", params=params)
         item = did_item(row)
-        if item["type"] in ("dataset", "container"):
+        if totals and item["type"] in ("dataset", "container"):
             # events live in the metadata (Rucio sums the files' events for datasets)
             meta = await self._json("GET", f"dids/{did_path(scope, name)}/meta")
             item["events"] = (meta or {}).get("events")

@@ -8,6 +8,7 @@ as ``{"error": sentence}`` with 400/401/403/404/409/503.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import getpass
 import json
@@ -163,16 +164,22 @@ class ContentsHandler(RucioHandler):
         client = self.state.client(instance)
         scope, name = self.text_arg("scope", 100), self.text_arg("name")
         page, size = self.paging()
-        did = await client.get_did(scope, name)
+        did = await client.get_did(scope, name, totals=False)
         if did["type"] == "file":
             raise BadRequest(
                 f"{scope}:{name} is a file; it has no contents (ask for its replicas)."
             )
-        items, more = await client.children(scope, name, did["type"], page, size)
-        if did["type"] == "dataset":
-            found = await client.replicas(items)
-            for item in items:
-                item["replicas"] = found.get((item["scope"], item["name"]), [])
+        # Rucio sums a large dataset's bytes while the page is read
+        totals = asyncio.ensure_future(client.get_did(scope, name))
+        try:
+            items, more = await client.children(scope, name, did["type"], page, size)
+            if did["type"] == "dataset":
+                found = await client.replicas(items)
+                for item in items:
+                    item["replicas"] = found.get((item["scope"], item["name"]), [])
+            did = await totals
+        finally:
+            totals.cancel()
         self.finish({"did": did, "items": items, "page": page, "page_size": size, "has_more": more})
 
 

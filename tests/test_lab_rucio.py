@@ -62,22 +62,11 @@ def rucio_token(rucio) -> str:
     return r.headers["X-Rucio-Auth-Token"]
 
 
-@pytest.fixture(scope="module")
-def lab(rucio_server, tmp_path_factory):
-    work = tmp_path_factory.mktemp("lab-rucio")
+def start_lab(work: Path, config: dict) -> Lab:
+    """A real ``jupyter server`` (jhub_af.lab enabled as installed) with this config."""
     home, config_dir = work / "home", work / "config"
-    home.mkdir()
+    home.mkdir(parents=True)
     config_dir.mkdir()
-    token_file = work / "bearer_token"
-    config = rucio_server.lab_config(
-        rucio_server.instance("test"),
-        rucio_server.instance("norules", replica_requests=False, destination_rses=[]),
-        rucio_server.instance("badpass", password="not-the-password"),
-        rucio_server.instance(
-            "oidc", auth="oidc", token_file=str(token_file), username="", password=""
-        ),
-        rucio_server.instance("down", url=f"http://127.0.0.1:{free_port()}"),
-    )
     config["IdentityProvider"] = {"token": TOKEN}
     (config_dir / "jupyter_server_config.json").write_text(json.dumps(config))
     port = free_port()
@@ -101,8 +90,24 @@ def lab(rucio_server, tmp_path_factory):
     )
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/api", timeout=60, alive=process.alive, describe=process.log_tail)
-    yield Lab(url, home, token_file, process)
-    process.stop()
+    return Lab(url, home, work / "bearer_token", process)
+
+
+@pytest.fixture(scope="module")
+def lab(rucio_server, tmp_path_factory):
+    work = tmp_path_factory.mktemp("lab-rucio")
+    config = rucio_server.lab_config(
+        rucio_server.instance("test"),
+        rucio_server.instance("norules", replica_requests=False, destination_rses=[]),
+        rucio_server.instance("badpass", password="not-the-password"),
+        rucio_server.instance(
+            "oidc", auth="oidc", token_file=str(work / "bearer_token"), username="", password=""
+        ),
+        rucio_server.instance("down", url=f"http://127.0.0.1:{free_port()}"),
+    )
+    lab = start_lab(work, config)
+    yield lab
+    lab.process.stop()
 
 
 def names(items: list[dict]) -> list[str]:
@@ -326,6 +331,26 @@ def test_download_from_a_file_replica_into_a_folder(lab):
     )
 
 
+def test_download_of_a_missing_replica_fails_and_leaves_nothing(lab, rucio_server):
+    # the large dataset's files are registered in Rucio only: their file:// PFNs are missing
+    name = f"{rucio_server.big_name}.000007.root"
+    r = lab.post("test/downloads", {"scope": "mc23", "name": name, "target": "big/"})
+    assert r.status_code == 202, r.text
+    state = lab.wait_download(r.json()["id"])
+    pfn = next(
+        p
+        for x in lab.get("test/replicas", scope="mc23", name=name).json()["replicas"]
+        for p in x["pfns"]
+        if p.startswith("file://")
+    )
+    assert (state["state"], state["bytes_done"]) == ("failed", 0)
+    assert state["error"] == (
+        f"The replica {pfn} cannot be read (No such file or directory); "
+        "try another replica, or tell your facility's admins."
+    )
+    assert list((lab.home / "big").iterdir()) == []
+
+
 def _home_listing(home: Path) -> list[str]:
     return sorted(str(p.relative_to(home)) for p in home.rglob("*"))
 
@@ -530,3 +555,27 @@ def test_the_server_log_holds_no_secret(lab, rucio_server):
     log = lab.process.log.read_text(errors="replace")
     assert rucio_server.password not in log
     assert "expired-or-forged-token" not in log
+
+
+def test_wrong_settings_are_named_and_the_server_still_runs(tmp_path):
+    config = {
+        "RucioPanel": {
+            "instances": [
+                {"name": "atlas", "url": "rucio.example.org", "auth": "oidc", "account": "a"}
+            ]
+        }
+    }
+    broken = start_lab(tmp_path / "broken", config)
+    try:
+        expected = {
+            "error": "The facility's Rucio settings are wrong (RucioPanel.instances[atlas]: "
+            "'url' must be an http(s) URL such as https://rucio.example.org); tell your "
+            "facility's admins."
+        }
+        r = broken.get("instances")
+        assert (r.status_code, r.json()) == (503, expected)
+        r = broken.get("atlas/dids", scope="mc23")
+        assert (r.status_code, r.json()) == (503, expected)
+        assert broken.http.get(f"{broken.url}/api/status", timeout=30).status_code == 200
+    finally:
+        broken.process.stop()

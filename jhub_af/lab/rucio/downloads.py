@@ -75,8 +75,9 @@ class Downloads:
         return dl
 
     async def _run(self, dl: Download, client: RucioClient, pfn: str) -> None:
-        fd, part = await asyncio.to_thread(_open_part, dl.path)
+        part = None
         try:
+            fd, part = await asyncio.to_thread(_open_part, dl.path)
             with os.fdopen(fd, "wb") as out:
                 if scheme(pfn) == "file":
                     await asyncio.to_thread(self._copy_local, dl, pfn[len("file://") :], out)
@@ -107,12 +108,21 @@ class Downloads:
                 self.log.exception("jhub_af: Rucio download %s failed", dl.id)
             dl.state, dl.error = "failed", f"The download failed ({type(e).__name__})."
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(part)
+            if part is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(part)
 
     @staticmethod
     def _copy_local(dl: Download, source: str, out) -> None:
-        with open(source, "rb") as src:
+        try:
+            src = open(source, "rb")  # noqa: SIM115 (closed below)
+        except OSError as e:
+            raise RucioError(
+                503,
+                f"The replica file://{source} cannot be read ({e.strerror}); "
+                "try another replica, or tell your facility's admins.",
+            ) from None
+        with src:
             if dl.bytes_total is None:
                 dl.bytes_total = os.fstat(src.fileno()).st_size
             while chunk := src.read(CHUNK):

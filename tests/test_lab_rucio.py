@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -62,6 +64,67 @@ def rucio_token(rucio) -> str:
     return r.headers["X-Rucio-Auth-Token"]
 
 
+class RecordingRelay(BaseHTTPRequestHandler):
+    """A real HTTP relay in front of Rucio that records what the panel asks and how
+    much of each streamed answer it read before it hung up (lines relayed)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self._relay()
+
+    def do_POST(self):
+        self._relay()
+
+    def _relay(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        record = {"method": self.command, "path": self.path, "body": body, "lines": 0}
+        record["complete"] = False
+        self.server.records.append(record)
+        skip = {"host", "content-length", "connection", "accept-encoding"}
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
+        with requests.request(
+            self.command,
+            self.server.upstream + self.path,
+            headers=headers,
+            data=body,
+            stream=True,
+            timeout=600,
+        ) as r:
+            self.send_response(r.status_code)
+            hop = {"content-length", "transfer-encoding", "connection", "content-encoding"}
+            for k, v in r.headers.items():
+                if k.lower() not in hop:
+                    self.send_header(k, v)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            try:
+                for line in r.iter_lines():
+                    self.wfile.write(line + b"\n")
+                    self.wfile.flush()
+                    record["lines"] += 1
+                record["complete"] = True
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+
+@pytest.fixture(scope="module")
+def relay(rucio_server):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RecordingRelay)
+    server.upstream = rucio_server.url
+    server.records = []
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
 def start_lab(work: Path, config: dict) -> Lab:
     """A real ``jupyter server`` (jhub_af.lab enabled as installed) with this config."""
     home, config_dir = work / "home", work / "config"
@@ -94,7 +157,7 @@ def start_lab(work: Path, config: dict) -> Lab:
 
 
 @pytest.fixture(scope="module")
-def lab(rucio_server, tmp_path_factory):
+def lab(rucio_server, relay, tmp_path_factory):
     work = tmp_path_factory.mktemp("lab-rucio")
     config = rucio_server.lab_config(
         rucio_server.instance("test"),
@@ -104,6 +167,7 @@ def lab(rucio_server, tmp_path_factory):
             "oidc", auth="oidc", token_file=str(work / "bearer_token"), username="", password=""
         ),
         rucio_server.instance("down", url=f"http://127.0.0.1:{free_port()}"),
+        rucio_server.instance("relayed", url=f"http://127.0.0.1:{relay.server_address[1]}"),
     )
     lab = start_lab(work, config)
     yield lab
@@ -121,7 +185,7 @@ def test_instances_are_listed_without_secrets(lab, rucio_server):
     r = lab.get("instances")
     assert r.status_code == 200
     by_name = {i["name"]: i for i in r.json()["instances"]}
-    assert sorted(by_name) == ["badpass", "down", "norules", "oidc", "test"]
+    assert sorted(by_name) == ["badpass", "down", "norules", "oidc", "relayed", "test"]
     assert by_name["test"] == {
         "name": "test",
         "url": rucio_server.url,
@@ -253,6 +317,23 @@ def test_large_dataset_is_paged_with_replicas_of_the_page_only(lab, rucio_server
     assert not set(first_page) & set(names(last_body["items"]))
     past = lab.get("test/contents", scope="mc23", name="ds.big", page_size="100", page=n // 100)
     assert past.json()["items"] == [] and past.json()["has_more"] is False
+
+
+def test_a_page_reads_only_its_part_and_asks_replicas_for_its_files(lab, relay, rucio_server):
+    relay.records.clear()
+    for page in (0, 1, 2):
+        r = lab.get("relayed/contents", scope="mc23", name="ds.big", page_size="100", page=page)
+        assert r.status_code == 200 and len(r.json()["items"]) == 100
+    # the userpass token is fetched once and kept for the instance
+    assert [x["path"] for x in relay.records].count("/auth/userpass") == 1
+    files = [x for x in relay.records if x["path"].endswith("/ds.big/files")]
+    replicas = [x for x in relay.records if x["path"] == "/replicas/list"]
+    assert len(files) == 3 and len(replicas) == 3
+    # the file listing was dropped after the page, long before its 10,000 lines
+    assert not any(x["complete"] for x in files), [x["lines"] for x in files]
+    for page, x in enumerate(replicas):
+        asked = [d["name"] for d in json.loads(x["body"])["dids"]]
+        assert asked == [f"ds.big.{i:06d}.root" for i in range(page * 100, page * 100 + 100)]
 
 
 # --- replicas and snippets -------------------------------------------------------------

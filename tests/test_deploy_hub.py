@@ -285,6 +285,8 @@ def test_gateway_config_loads_with_jhub_af_auth_and_options(site):
     cluster = KubeClusterConfig(config=c)
     assert cluster.image == "registry.example.org/jhub-af/user:2026.1"
     assert cluster.worker_memory == 2 * 2**30
+    assert cluster.scheduler_cmd == ["dask", "scheduler"]
+    assert cluster.worker_cmd == ["dask", "worker"]
 
     options_for = c.Backend.cluster_options
     physicist = options_for(GatewayUser("alice", groups=["/atlas", "/atlas/users"]))

@@ -17,3 +17,18 @@ class LoginDenied(web.HTTPError):
         # tornado logs the log message: it holds the fixed reason, no user input
         super().__init__(status, "login refused: %s", reason, reason=reason)
         self.jupyterhub_message = advice
+
+
+class DenialPageMixin:
+    """Mix in front of a login handler that raises :class:`LoginDenied`.
+
+    JupyterHub 6 titles its error page with the exception's ``reason``; JupyterHub 5
+    titles it with the HTTP status text ("403 : Forbidden"), which would hide what
+    the refusal is about. This gives the page the refusal's own title on both.
+    """
+
+    def render_template(self, name, sync=False, **ns):
+        exception = ns.get("exception")
+        if isinstance(exception, LoginDenied) and exception.reason:
+            ns["status_message"] = exception.reason
+        return super().render_template(name, sync=sync, **ns)

@@ -28,7 +28,7 @@ from traitlets import Bool, Integer, List, Unicode, default
 
 from .bearer import BEARER_TOKEN_ROUTE, BearerTokenHandler
 from .claims import DEFAULT_ENTITLEMENT_PATTERNS, DEFAULT_GROUP_CLAIMS, groups_from_claims
-from .denial import LoginDenied
+from .denial import DenialPageMixin, LoginDenied
 from .id_token import DEFAULT_ALGORITHMS, IDTokenInvalid
 from .provider import IdPUnreachable, OIDCProvider
 from .vo import admit_by_vo
@@ -52,7 +52,7 @@ RETRY = (
 )
 
 
-class IAMLoginHandler(OAuthLoginHandler):
+class IAMLoginHandler(DenialPageMixin, OAuthLoginHandler):
     """The redirect to IAM, after discovery, with a nonce kept in a signed cookie."""
 
     async def get(self):
@@ -71,7 +71,7 @@ class IAMLoginHandler(OAuthLoginHandler):
         super().authorize_redirect(*args, extra_params=extra, **kwargs)
 
 
-class IAMCallbackHandler(OAuthCallbackHandler):
+class IAMCallbackHandler(DenialPageMixin, OAuthCallbackHandler):
     """The return from IAM: state, code and errors checked with messages a user can act on."""
 
     def check_arguments(self):

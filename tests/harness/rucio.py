@@ -22,6 +22,7 @@ script; a second session copies the database and starts in a few seconds.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -313,6 +314,10 @@ def start_rucio(workdir: Path, big_files: int = 10_000, timeout: float = 60) -> 
     plan.update(
         disk_dir=str(cache / "disk"), web_dir=str(cache / "web"), dest_dir=str(cache / "scratch")
     )
+    # one session seeds a cache entry at a time; the others wait, then copy it
+    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
+    lock = (CACHE_ROOT / f"{cache.name}.lock").open("w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     cached = (cache / "complete").exists()
     db = workdir / "rucio.db"
     if cached:
@@ -429,6 +434,8 @@ def start_rucio(workdir: Path, big_files: int = 10_000, timeout: float = 60) -> 
         for p in reversed(processes):
             p.stop()
         raise
+    finally:
+        lock.close()  # releases the flock
 
     return RunningRucio(
         url=url,

@@ -1,7 +1,8 @@
 /**
  * Paging state of the Data tab's lists: the server sends one page at a time
  * (page, page_size, has_more), so a dataset of 100,000 files never reaches the
- * browser whole. Pure functions (unit-tested in test/paging.test.ts).
+ * browser whole. The panel counts pages from 1; the server's ``page`` parameter
+ * counts from 0 (jhub_af.lab.rucio). Pure functions (unit-tested in test/paging.test.ts).
  */
 
 export interface Page {
@@ -25,13 +26,13 @@ export function clampPageSize(n: number): number {
   return Math.min(Math.floor(n), PAGE_SIZES[PAGE_SIZES.length - 1]);
 }
 
-/** The state after the server answered a page. */
+/** The state after the server answered a page (its ``page`` counts from 0). */
 export function answered(
   state: Page,
   body: { page?: number; page_size?: number; has_more?: boolean; items?: unknown[] }
 ): Page {
   return {
-    page: typeof body.page === 'number' && body.page >= 1 ? body.page : state.page,
+    page: typeof body.page === 'number' && Number.isInteger(body.page) && body.page >= 0 ? body.page + 1 : state.page,
     pageSize: typeof body.page_size === 'number' ? body.page_size : state.pageSize,
     hasMore: Boolean(body.has_more),
     count: Array.isArray(body.items) ? body.items.length : 0
@@ -68,7 +69,7 @@ export function pageLabel(state: Page, noun = 'items'): string {
 /** The query string of a page request, with the other parameters given. */
 export function pageQuery(state: Page, params: Record<string, string>): string {
   const q = new URLSearchParams(params);
-  q.set('page', String(state.page));
+  q.set('page', String(state.page - 1));
   q.set('page_size', String(state.pageSize));
   return q.toString();
 }

@@ -5,8 +5,8 @@ import { answered, canNext, canPrev, clampPageSize, firstPage, nextPage, pageLab
 
 test('a 100,000-file dataset is walked a page at a time', () => {
   let p = firstPage(100);
-  assert.equal(pageQuery(p, { scope: 'data18', name: 'big' }), 'scope=data18&name=big&page=1&page_size=100');
-  p = answered(p, { page: 1, page_size: 100, has_more: true, items: new Array(100) });
+  assert.equal(pageQuery(p, { scope: 'data18', name: 'big' }), 'scope=data18&name=big&page=0&page_size=100');
+  p = answered(p, { page: 0, page_size: 100, has_more: true, items: new Array(100) });
   assert.equal(pageLabel(p, 'files'), 'Files 1–100');
   assert.ok(canNext(p));
   assert.ok(!canPrev(p));
@@ -14,10 +14,11 @@ test('a 100,000-file dataset is walked a page at a time', () => {
   assert.equal(p.page, 2);
   assert.ok(!canNext(p), 'no next page before the server answered');
   for (let i = 0; i < 998; i++) {
-    p = nextPage(answered(p, { page: p.page, page_size: 100, has_more: true, items: new Array(100) }));
+    p = nextPage(answered(p, { page: p.page - 1, page_size: 100, has_more: true, items: new Array(100) }));
   }
   assert.equal(p.page, 1000);
-  p = answered(p, { page: 1000, page_size: 100, has_more: false, items: new Array(100) });
+  assert.equal(pageQuery(p, {}), 'page=999&page_size=100');
+  p = answered(p, { page: 999, page_size: 100, has_more: false, items: new Array(100) });
   assert.equal(pageLabel(p, 'files'), 'Files 99901–100000 (last page)');
   assert.equal(nextPage(p), p, 'no page after the last');
   p = prevPage(p);
@@ -31,8 +32,11 @@ test('page labels', () => {
 });
 
 test('answered ignores a nonsense page from the server and keeps the asked one', () => {
-  const p = answered({ page: 4, pageSize: 25, hasMore: false, count: 0 }, { page: 0, items: [1] });
-  assert.deepEqual(p, { page: 4, pageSize: 25, hasMore: false, count: 1 });
+  for (const page of [-1, 1.5, undefined]) {
+    const p = answered({ page: 4, pageSize: 25, hasMore: false, count: 0 }, { page, items: [1] });
+    assert.deepEqual(p, { page: 4, pageSize: 25, hasMore: false, count: 1 });
+  }
+  assert.equal(answered(firstPage(), { page: 2, items: [] }).page, 3);
 });
 
 test('page sizes are clamped', () => {
@@ -45,5 +49,5 @@ test('page sizes are clamped', () => {
 
 test('query parameters are encoded (wildcards and odd names)', () => {
   const q = pageQuery(firstPage(), { scope: 'user.alice', pattern: 'a*&b=c', type: 'all' });
-  assert.equal(q, 'scope=user.alice&pattern=a*%26b%3Dc&type=all&page=1&page_size=50');
+  assert.equal(q, 'scope=user.alice&pattern=a*%26b%3Dc&type=all&page=0&page_size=50');
 });

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 # Debian packages the tests start for real (later issues add slurm, postgresql, ...)
-TEST_SYSTEM_PACKAGES := chromium slurm-wlm munge python3-venv postgresql openssh-client openssh-sftp-server openssh-server rsync sshpass sudo memcached
+TEST_SYSTEM_PACKAGES := chromium slurm-wlm munge python3-venv postgresql openssh-client openssh-sftp-server openssh-server rsync sshpass sudo memcached openssl
 
 .PHONY: demo test test-fast lint format bench install install-test node system-test clean help labextension-test
 

@@ -239,7 +239,8 @@ class DownloadsHandler(RucioHandler):
         if not isinstance(target, str):
             raise BadRequest("'target' is required: a path relative to your home.")
         root = Path(self.state.panel.download_root)
-        path = confine_target(root, target, name)  # before anything is asked or written
+        # checked before anything is asked or written (off the loop: homes may be on NFS)
+        path = await asyncio.to_thread(confine_target, root, target, name)
         did, replicas = await _file_replicas(client, scope, name)
         pfn = _chosen_pfn(replicas, data.get("pfn") or None, DOWNLOAD_SCHEMES)
         if not pfn:

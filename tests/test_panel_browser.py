@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 DOC_IMAGES = REPO / "docs" / "images"
 BUTTON = "#jhub-af-panel [data-action={}]"
+DASH = "\N{EN DASH}"  # as the panel writes ranges: "Items 1-50" with an en dash
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ c.Spawner.environment["JUPYTER_CONFIG_PATH"] = {str(config_dir)!r}
 """
     hub = hub_factory(gateway_hub_text(workdir, port, tcp_port) + extra, port=port)
     wait_for_gateway(hub.url, user_token(login(hub.url, "alice", "demo"), hub.url, "alice"))
-    return {"url": hub.url, "rucio": rucio_server}
+    return {"url": hub.url, "rucio": rucio_server, "home": workdir / "home" / "alice"}
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +111,14 @@ async def test_dask_tab_create_scale_capped_insert_stop(lab, artifacts_dir):
     await shoot(page, artifacts_dir, "panel-dask-capped.png", "#jhub-af-panel")
 
     name = await page.locator("#jhub-af-panel .jaf-card").get_attribute("data-cluster")
+    # the dashboard opens in a JupyterLab tab
+    await page.click(BUTTON.format("dashboard"))
+    frame = page.locator(f'[id="jhub-af-dashboard-{name}"] iframe')
+    await frame.wait_for(timeout=30_000)
+    assert (await frame.get_attribute("src")).endswith(
+        f"/services/dask-gateway/clusters/{name}/status"
+    )
+
     await page.click(BUTTON.format("insert-client"))
     code = await notebook_cell_with(page, "Gateway().connect(")
     assert f'client = Gateway().connect("{name}").get_client()' in code
@@ -176,4 +185,44 @@ async def test_data_tab_search_html_name_navigate_and_snippet(lab, panel_site, a
     await https.locator("[data-action=insert-snippet]").click()
     code = await notebook_cell_with(page, "import uproot")
     assert f"{rucio.scope}:{first}" in code
+
+    # download into her home, with progress, and a target outside it refused
+    await panel_tab(page, "Data")
+    target = row.locator("input[name=target]")
+    await target.fill("../outside.root")
+    await https.locator("[data-action=download]").click()
+    message = row.locator(".jaf-details > .jaf-message")
+    await message.filter(has_text="..").wait_for(timeout=30_000)
+    assert await message.inner_text() == (
+        'The target must stay inside your home: ".." is not allowed.'
+    )
+    await target.fill("panel/ttbar.root")
+    await https.locator("[data-action=download]").click()
+    await message.filter(has_text="Downloaded to").wait_for(timeout=60_000)
+    assert await message.inner_text() == "Downloaded to panel/ttbar.root."
+    size = rucio.datasets[dataset][0]["bytes"]
+    assert (panel_site["home"] / "panel" / "ttbar.root").stat().st_size == size
+    assert not (panel_site["home"].parent / "outside.root").exists()
     assert dialogs == []
+
+
+async def test_data_tab_pages_through_a_large_dataset(lab, panel_site, artifacts_dir):
+    page, _ = lab
+    rucio = panel_site["rucio"]
+    await panel_tab(page, "Data")
+    await page.fill("#jhub-af-panel input[name=scope]", rucio.scope)
+    await page.fill("#jhub-af-panel input[name=pattern]", rucio.big_name)
+    await page.select_option("#jhub-af-panel select[name=type]", "dataset")
+    await page.click(BUTTON.format("search"))
+    await page.click(f'#jhub-af-panel .jaf-did[data-did="{rucio.scope}:{rucio.big_name}"] a')
+    label = page.locator("#jhub-af-panel .jaf-page-label")
+    await label.filter(has_text=f"Items 1{DASH}50").wait_for(timeout=60_000)
+    assert await page.locator("#jhub-af-panel .jaf-did").count() == 50
+    await page.click(BUTTON.format("next-page"))
+    await label.filter(has_text=f"Items 51{DASH}100").wait_for(timeout=60_000)
+    names = await page.locator("#jhub-af-panel .jaf-did .jaf-name").all_inner_texts()
+    assert len(names) == 50 and len(set(names)) == 50
+    await page.click(BUTTON.format("prev-page"))
+    await label.filter(has_text=f"Items 1{DASH}50").wait_for(timeout=60_000)
+    assert await page.locator(BUTTON.format("prev-page")).is_disabled()
+    await shoot(page, artifacts_dir, "panel-data-paging.png", "#jhub-af-panel")

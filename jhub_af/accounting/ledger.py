@@ -25,7 +25,7 @@ from . import migrate
 from .models import ACTIVE, EXPIRED, OPEN_STATES, PENDING, RELEASED, Reservation, ReservationGroup
 from .policy import Decision
 from .resources import Request
-from .usage import Totals, overlaps, totals_columns
+from .usage import GIB, HOUR, Totals, overlap_seconds, overlaps, totals_columns
 
 
 class LedgerError(Exception):
@@ -428,10 +428,47 @@ class Ledger:
             key = ReservationGroup.group
             query = select(key, *cols).join(ReservationGroup).where(overlaps(since, until))
         if name is not None:
-            query = query.where(key == name)
+            query = query.where(key == name).group_by(key)
+        elif by == "user":
+            query = query.group_by(key)
+        else:
+            query = self._totals_of_every_group(since, until, now)
         with self.reading() as session:
-            rows = session.execute(query.group_by(key)).all()
+            rows = session.execute(query).all()
         return {row[0]: Totals(*(float(x or 0) for x in row[1:])) for row in rows}
+
+    def _totals_of_every_group(self, since: float, until: float, now: float):
+        """Totals per group: the period's intervals first, then their groups.
+
+        Joined the other way round (every group row, then its reservation), as
+        SQLite plans the plain join, this took 2.2 s for 10,000 users and
+        1,000,000 rows; the period's rows, materialised first, take 0.25 s.
+        """
+        r, g = Reservation, ReservationGroup
+        seconds = overlap_seconds(since, until, now, self.postgres)
+        period_rows = (
+            select(
+                r.id.label("rid"),
+                (r.cores * seconds).label("core_s"),
+                (r.gpus * seconds).label("gpu_s"),
+                (r.memory * seconds).label("memory_s"),
+            )
+            .where(overlaps(since, until))
+            .cte("period_rows")
+            .prefix_with("MATERIALIZED")
+        )
+        c = period_rows.c
+        return (
+            select(
+                g.group,
+                func.coalesce(func.sum(c.core_s), 0.0) / HOUR,
+                func.coalesce(func.sum(c.gpu_s), 0.0) / HOUR,
+                func.coalesce(func.sum(c.memory_s), 0.0) / (HOUR * GIB),
+            )
+            .select_from(period_rows)
+            .join(g, g.reservation_id == c.rid)
+            .group_by(g.group)
+        )
 
     def in_use_by(self, by: str, now: float | None = None) -> dict[str, dict[str, float]]:
         """What runs now, per user or group: cores, memory bytes, GPUs, servers, workers."""

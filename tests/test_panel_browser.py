@@ -17,6 +17,9 @@ from gateway_hub import gateway_hub_text, user_token, wait_for_gateway
 from harness import free_port, login
 from harness.hub import REPO
 
+from jhub_af.lab.dask.gateway import GATEWAY_DOWN
+from jhub_af.lab.usage import ACCOUNTING_DOWN
+
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 DOC_IMAGES = REPO / "docs" / "images"
@@ -27,38 +30,56 @@ DASH = "\N{EN DASH}"  # as the panel writes ranges: "Items 1-50" with an en dash
 @pytest.fixture(scope="module")
 def panel_site(hub_factory, tmp_path_factory, rucio_server):
     workdir = tmp_path_factory.mktemp("panel-browser")
-    config_dir = workdir / "lab-config"
-    config_dir.mkdir()
-    (config_dir / "jupyter_server_config.json").write_text(json.dumps(rucio_server.lab_config()))
+    config_dir, down_dir = workdir / "lab-config", workdir / "lab-config-down"
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: erin's gateway, usage, Rucio
+    for path, config in (
+        (config_dir, rucio_server.lab_config()),
+        (down_dir, rucio_server.lab_config(rucio_server.instance("test", url=dead))),
+    ):
+        path.mkdir()
+        (path / "jupyter_server_config.json").write_text(json.dumps(config))
     port, tcp_port = free_port(), free_port()
     extra = f"""
 from jhub_af.lab.usage import usage_hub_config
 add_roles(c, usage_hub_config(c))
-c.Spawner.environment["JUPYTER_CONFIG_PATH"] = {str(config_dir)!r}
+_env = dict(c.Spawner.environment, JUPYTER_CONFIG_PATH={str(config_dir)!r})
+_down = {{
+    "DASK_GATEWAY__ADDRESS": "{dead}/services/dask-gateway",
+    "JHUB_AF_ACCOUNTING_URL": "{dead}/services/af-accounting/api/v1/",
+    "JUPYTER_CONFIG_PATH": {str(down_dir)!r},
+}}
+def _for(key):
+    return lambda spawner: _down[key] if spawner.user.name == "erin" else _env[key]
+c.Spawner.environment = dict(_env, **{{key: _for(key) for key in _down}})
 """
     hub = hub_factory(gateway_hub_text(workdir, port, tcp_port) + extra, port=port)
     wait_for_gateway(hub.url, user_token(login(hub.url, "alice", "demo"), hub.url, "alice"))
     return {"url": hub.url, "rucio": rucio_server, "home": workdir / "home" / "alice"}
 
 
-@pytest.fixture(scope="module")
-async def lab(panel_site, chromium):
-    """alice's JupyterLab with the panel open, one page for the module's tests in order."""
+async def open_panel(chromium, url: str, user: str):
+    """``user``'s JupyterLab with the panel open; dialogs (there must be none) recorded."""
     context = await chromium.new_context(viewport={"width": 1400, "height": 900})
     page = await context.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    url = panel_site["url"]
     await page.goto(f"{url}/hub/login")
-    await page.fill("#username_input", "alice")
+    await page.fill("#username_input", user)
     await page.fill("#password_input", "demo")
     await page.click("#login_submit")
     await page.wait_for_url("**/hub/**", timeout=30_000)
-    if "/user/alice/" not in page.url:
+    if f"/user/{user}/" not in page.url:
         await page.goto(f"{url}/hub/spawn")
     await page.wait_for_selector(".jp-Launcher", timeout=180_000)
     await page.click('.jp-SideBar .lm-TabBar-tab[data-id="jhub-af-panel"]')
     await page.wait_for_selector("#jhub-af-panel", state="visible")
+    return context, page, dialogs
+
+
+@pytest.fixture(scope="module")
+async def lab(panel_site, chromium):
+    """alice's JupyterLab with the panel open, one page for the module's tests in order."""
+    context, page, dialogs = await open_panel(chromium, panel_site["url"], "alice")
     yield page, dialogs
     await context.close()
 
@@ -226,3 +247,26 @@ async def test_data_tab_pages_through_a_large_dataset(lab, panel_site, artifacts
     await label.filter(has_text=f"Items 1{DASH}50").wait_for(timeout=60_000)
     assert await page.locator(BUTTON.format("prev-page")).is_disabled()
     await shoot(page, artifacts_dir, "panel-data-paging.png", "#jhub-af-panel")
+
+
+async def test_gateway_usage_and_rucio_down_are_said_plainly(panel_site, chromium, artifacts_dir):
+    context, page, dialogs = await open_panel(chromium, panel_site["url"], "erin")
+    try:
+        message = page.locator("#jhub-af-panel .lm-Widget:not(.lm-mod-hidden) > .jaf-message")
+        await message.filter(has_text="Dask Gateway").wait_for(timeout=60_000)
+        assert await message.inner_text() == GATEWAY_DOWN
+        assert "jaf-message-error" in await message.get_attribute("class")
+        await shoot(page, artifacts_dir, "panel-gateway-down.png", "#jhub-af-panel")
+
+        await panel_tab(page, "Usage")
+        await message.filter(has_text="af-accounting").wait_for(timeout=60_000)
+        assert await message.inner_text() == ACCOUNTING_DOWN
+
+        await panel_tab(page, "Data")
+        await page.fill("#jhub-af-panel input[name=scope]", "mc23")
+        await page.click(BUTTON.format("search"))
+        await message.filter(has_text="does not answer").wait_for(timeout=60_000)
+        assert (await message.inner_text()).startswith("The Rucio server 'test' (http://127.0.0.1:")
+        assert dialogs == []
+    finally:
+        await context.close()

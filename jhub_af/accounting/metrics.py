@@ -4,8 +4,8 @@ Names are ``jhub_af_*`` in base units (seconds, bytes), counters end in
 ``_total``. The decision counters and histogram are live. Usage per user and
 group is read from the ledger (two aggregate queries each), so it is always the
 ledger's truth and never a second counter kept on the side; but with thousands
-of users that read takes seconds, so it is not done on the scrape's path: a
-scrape serves the usage series as last read and rendered (a *snapshot*), and a
+of users that read takes most of a second, so it is not done on the scrape's
+path: a scrape serves the usage series as last read and rendered (a *snapshot*), and a
 snapshot older than ``refresh`` seconds is read again in the background. A
 snapshot older than ``max_age`` (nobody scraped for a while) is never served:
 that scrape waits for a fresh one. ``jhub_af_usage_snapshot_age_seconds`` says

@@ -32,6 +32,8 @@ interface Capped {
 }
 
 const POLL_MS = 5000;
+// the quota comes from af-accounting: ask it on every 6th poll (30 s) and after actions
+const QUOTA_EVERY = 6;
 
 export class DaskTab extends Widget {
   private line = new MessageLine();
@@ -41,6 +43,7 @@ export class DaskTab extends Widget {
   private fields: FormField[] = [];
   private notes = new Map<string, string>(); // capped reasons per cluster
   private timer: number | undefined;
+  private polls = 0;
 
   constructor(private ctx: PanelContext) {
     super();
@@ -63,7 +66,7 @@ export class DaskTab extends Widget {
     void this.refresh();
     this.timer = window.setInterval(() => {
       if (this.isVisible) {
-        void this.refresh(true);
+        void this.refresh(true, true);
       }
     }, POLL_MS);
   }
@@ -76,7 +79,8 @@ export class DaskTab extends Widget {
     void this.refresh(true);
   }
 
-  async refresh(quiet = false): Promise<void> {
+  /** `poll`: a timer's refresh, which asks af-accounting only now and then. */
+  async refresh(quiet = false, poll = false): Promise<void> {
     try {
       const body = await requestAPI<{ clusters: Cluster[] }>('dask', 'dask/clusters');
       this.render(body.clusters);
@@ -86,7 +90,9 @@ export class DaskTab extends Widget {
     } catch (e) {
       this.line.error(e);
     }
-    void this.refreshQuota();
+    if (!poll || this.polls++ % QUOTA_EVERY === 0) {
+      void this.refreshQuota();
+    }
   }
 
   private async refreshQuota(): Promise<void> {
@@ -197,7 +203,8 @@ export class DaskTab extends Widget {
     const seen = new Set<string>();
     for (const c of clusters) {
       seen.add(c.name);
-      const key = JSON.stringify([c, this.notes.get(c.name) ?? '']);
+      // the age is shown in minutes: redraw at least once a minute
+      const key = JSON.stringify([c, this.notes.get(c.name) ?? '', Math.floor(Date.now() / 60000)]);
       let card = this.list.querySelector(`[data-cluster="${CSS.escape(c.name)}"]`) as HTMLElement | null;
       if (card && card.dataset.key === key) {
         continue;

@@ -203,6 +203,12 @@ async def test_data_tab_search_html_name_navigate_and_snippet(lab, panel_site, a
     await shoot(page, artifacts_dir, "panel-data.png", "#jhub-af-panel")
 
     https = row.locator(f'.jaf-replica[data-rse="{rucio.rse_web}"] .jaf-pfn').first
+    pfn = await https.locator("code").inner_text()
+    assert pfn.startswith("https://127.0.0.1:")
+    await page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    await https.locator("[data-action=copy-pfn]").click()
+    assert await page.evaluate("navigator.clipboard.readText()") == pfn
+
     await https.locator("[data-action=insert-snippet]").click()
     code = await notebook_cell_with(page, "import uproot")
     assert f"{rucio.scope}:{first}" in code

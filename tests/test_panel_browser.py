@@ -215,10 +215,17 @@ async def test_data_tab_search_html_name_navigate_and_snippet(lab, panel_site, a
 
     # download into her home, with progress, and a target outside it refused
     await panel_tab(page, "Data")
+    message = row.locator(".jaf-details > .jaf-message")
+
+    # the facility allows replica requests to SITE_SCRATCH: a rule is made
+    await row.locator("select[name=rse]").select_option(rucio.rse_dest)
+    await row.locator("[data-action=request-replica]").click()
+    await message.filter(has_text="Replica requested").wait_for(timeout=60_000)
+    assert (await message.inner_text()).startswith(f"Replica requested at {rucio.rse_dest} (rule ")
+
     target = row.locator("input[name=target]")
     await target.fill("../outside.root")
     await https.locator("[data-action=download]").click()
-    message = row.locator(".jaf-details > .jaf-message")
     await message.filter(has_text="..").wait_for(timeout=30_000)
     assert await message.inner_text() == (
         'The target must stay inside your home: ".." is not allowed.'

@@ -9,9 +9,10 @@ import sqlite3
 import time
 from datetime import datetime, timezone
 
+import psutil
 import pytest
 import requests
-from harness import login, stop_server
+from harness import login, spawn_server, stop_server
 
 from jhub_af.accounting.examples import DEMO_POLICY
 from jhub_af.accounting.ledger import Ledger
@@ -239,6 +240,43 @@ def test_demo_refuses_alices_large_profile_naming_her_quota(demo_facility):
     # nothing reserved or recorded: no new row, none left open
     assert _alice_rows(demo_facility) == before
     assert all(state in ("released", "expired") for _, state, _ in before)
+
+
+@pytest.mark.integration
+def test_demo_server_token_reads_what_is_left_of_the_quota(demo_facility):
+    # the JupyterLab panel reads usage/me and policy/me with the server's own token
+    url = demo_facility.url
+    alice = login(url, "alice", "demo")
+    if not alice.get(f"{url}/hub/api/user", timeout=10).json()["servers"]:
+        spawn_server(alice, url, "alice")
+    home = str(demo_facility.workdir / "data" / "home" / "alice")
+    [token] = {
+        p.environ()["JUPYTERHUB_API_TOKEN"]
+        for p in psutil.process_iter()
+        if _environ(p).get("JUPYTERHUB_USER") == "alice" and _environ(p).get("HOME") == home
+    }
+    headers = {"Authorization": f"token {token}"}
+    policy = requests.get(
+        f"{url}/services/af-accounting/api/v1/policy/me", headers=headers, timeout=30
+    )
+    assert policy.status_code == 200, policy.text
+    remaining = policy.json()["remaining"]
+    assert remaining["servers"] == {"limit": 1, "in_use": 1, "left": 0}
+    assert remaining["cores"] == {"limit": 2, "in_use": 1, "left": 1}
+    assert remaining["core_hours"]["limit"] == 500
+    usage = requests.get(
+        f"{url}/services/af-accounting/api/v1/usage/me", headers=headers, timeout=30
+    )
+    assert usage.status_code == 200 and usage.json()["user"] == "alice"
+    assert [r["kind"] for r in usage.json()["running"]] == ["server"]
+    stop_server(alice, url, "alice")
+
+
+def _environ(process) -> dict:
+    try:
+        return process.environ()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return {}
 
 
 def test_pages_escape_names_and_csv_defuses_formulas():

@@ -364,4 +364,9 @@ def test_unreachable_service_fails_closed_by_default_and_open_when_configured(fa
     ]
     stop_server(facility["sessions"]["alice"], facility["hub"].url, "alice")
     wait_for(lambda: not open_rows(facility, "alice"), what="the reconcile closing it")
-    assert "Could not release" not in log(facility)
+    text = log(facility)
+    assert "Could not release" not in text
+    # no token in the hub's (and the service's) log
+    spawner_token = (facility["workdir"] / "accounting" / "af-spawner-token").read_text()
+    assert spawner_token.strip() not in text
+    assert not [name for name, token in facility["tokens"].items() if token in text]

@@ -3,9 +3,10 @@
 It keeps the user's IAM access token in ``$BEARER_TOKEN_FILE``
 (:mod:`.bearer_token`), and opens the binary-safe channel that af-ssh runs
 commands and SFTP through (:mod:`.ssh_channel`, :mod:`.terminal_exit`).
-The JupyterLab panel's handlers (Dask, Rucio, usage)
-join it with the "JupyterLab panel" issue. It is enabled automatically when
-jhub_af is installed, and does nothing outside JupyterHub.
+It serves the JupyterLab panel's handlers under ``{base_url}jhub-af/``: the Dask
+tab (:mod:`.dask`), the Data tab (:mod:`.rucio`) and the Usage tab (:mod:`.usage`).
+It is enabled automatically when jhub_af is installed; outside JupyterHub only the
+panel's handlers are added.
 """
 
 from __future__ import annotations

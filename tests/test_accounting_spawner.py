@@ -313,6 +313,30 @@ def test_poll_finding_the_server_gone_releases_it_once(facility):
     assert "Could not release" not in text
 
 
+def test_a_reservation_closed_by_the_service_is_forgotten_and_the_server_recorded(facility):
+    assert start(facility, "alice", {"profile": "default"}).status_code in (201, 202)
+    wait_ready(facility, "alice")
+    [row] = open_rows(facility, "alice")
+    # the service closes it while the server runs (as when it lapsed during an outage)
+    closed = requests.delete(
+        f"{facility['hub'].url}/services/af-accounting/api/v1/reservations/{row['id']}",
+        headers=auth((facility["workdir"] / "accounting" / "af-spawner-token").read_text()),
+        timeout=30,
+    )
+    assert closed.status_code == 200
+    wait_for(
+        lambda: f"Reservation {row['id']} of alice is no longer open" in log(facility),
+        what="the spawner's heartbeat finding it closed",
+    )
+    adopted = wait_for(lambda: open_rows(facility, "alice"), what="the reconcile")
+    assert [(r["client"], r["state"]) for r in adopted] == [("af-accounting", "active")]
+    stop_server(facility["sessions"]["alice"], facility["hub"].url, "alice")
+    wait_for(lambda: not open_rows(facility, "alice"), what="the reconcile closing it")
+    text = log(facility)
+    assert f"Releasing reservation {row['id']}" not in text  # forgotten: nothing replayed
+    assert "Could not release" not in text
+
+
 def test_a_hub_restart_keeps_the_reservation(facility):
     assert start(facility, "alice", {"profile": "default"}).status_code in (201, 202)
     server = wait_ready(facility, "alice")

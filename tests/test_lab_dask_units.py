@@ -199,3 +199,16 @@ def _response_error(status: int):
 def test_gateway_failures_become_a_status_and_a_sentence(exc, name, status, message):
     err = _translate(exc, name)
     assert (err.status, err.message) == (status, message)
+
+
+def test_a_server_without_the_gateways_settings_says_so(monkeypatch):
+    import dask
+
+    from jhub_af.lab.dask.gateway import NOT_CONFIGURED, PanelGateway
+
+    monkeypatch.delenv("JUPYTERHUB_API_TOKEN", raising=False)
+    for address in (None, "http://127.0.0.1:1/services/dask-gateway"):
+        settings = {"gateway.address": address, "gateway.auth.type": "jupyterhub"}
+        with dask.config.set(settings), pytest.raises(GatewayError) as e:
+            PanelGateway().gateway()
+        assert (e.value.status, e.value.message) == (503, NOT_CONFIGURED)

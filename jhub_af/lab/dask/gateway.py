@@ -190,7 +190,10 @@ class PanelGateway:
 
                 if not dask.config.get("gateway.address", None):
                     raise GatewayError(503, NOT_CONFIGURED)
-                self._gateway = _client_class()()
+                try:
+                    self._gateway = _client_class()()
+                except ValueError:  # no address or no token in this server's environment
+                    raise GatewayError(503, NOT_CONFIGURED) from None
             return self._gateway
 
     async def _run(self, fn, *args, name: str | None = None):

@@ -63,7 +63,10 @@ export class DaskTab extends Widget {
   }
 
   protected onAfterAttach(): void {
-    void this.refresh();
+    // the panel is attached when Lab starts, usually closed: ask nothing until shown
+    if (this.isVisible) {
+      void this.refresh();
+    }
     this.timer = window.setInterval(() => {
       if (this.isVisible) {
         void this.refresh(true, true);

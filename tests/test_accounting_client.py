@@ -4,10 +4,12 @@ when the service is unreachable, a locked database, and 200 concurrent HTTP requ
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
+from urllib.parse import urlparse
 
 import pytest
 import requests
@@ -83,6 +85,41 @@ async def test_unreachable_service_fails_closed_or_open(fail_open, caplog):
     assert await c.confirm(r.id) is None and await c.release(r.id) is None
     assert "starting server of alice without a reservation (fail-open)" in caplog.text
     assert "secret-tok" not in caplog.text
+
+
+async def test_a_reservation_waits_while_the_service_is_starting(facility):
+    # nothing listens at first (the hub starts its service a moment after it answers);
+    # then a plain TCP relay to the real service opens on that port
+    target = urlparse(facility["api"])
+    port = free_port()
+
+    async def relay(reader, writer):
+        up_reader, up_writer = await asyncio.open_connection(target.hostname, target.port)
+
+        async def pipe(src, dst):
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    url = f"http://127.0.0.1:{port}{target.path}/"
+    c = AccountingClient(url=url, api_token=facility["spawner"], starting_wait=20)
+    pending = asyncio.ensure_future(
+        c.reserve("olga", "server", {"cores": 1, "memory": "1G"}, server="late")
+    )
+    await asyncio.sleep(1.5)
+    assert not pending.done()  # still retrying the refused connection
+    server = await asyncio.start_server(relay, "127.0.0.1", port)
+    try:
+        r = await asyncio.wait_for(pending, 30)
+        assert r.id and not r.degraded
+        assert (await c.release(r.id))["state"] == "released"
+    finally:
+        server.close()
 
 
 async def test_reserve_for_spawn_and_release_through_the_interface(facility):

@@ -117,6 +117,16 @@ def server(cores=1, memory="1G", gpus=None, user="zed"):
     )
 
 
+def dask_worker(cores=1, memory="2G", user="zed"):
+    return parse_request(
+        {"user": user, "kind": "dask-worker", "resources": {"cores": cores, "memory": memory}}
+    )
+
+
+def dask_cluster(user="zed"):
+    return parse_request({"user": user, "kind": "dask-cluster"})
+
+
 def _decide(user, groups, request, usage, p=None, **kw):
     p = p or policy()
     limits = effective_limits(p, user, groups, request.resources.gpus)
@@ -192,6 +202,28 @@ def _decide(user, groups, request, usage, p=None, **kw):
             "100 this month.",
         ),
         ("exactly at a limit is allowed", "zed", [], server(2, memory="4G"), {}, True, "", ""),
+        (
+            "dask workers by group",
+            "zed",
+            ["/atlas/power"],
+            dask_worker(),
+            {"dask_workers": 10},
+            False,
+            "dask_workers",
+            "Your group /atlas/power may run 10 Dask workers at a time; you are using 10. "
+            "Stop something you no longer need",
+        ),
+        (
+            "dask workers forbidden",
+            "zed",
+            ["/cms/open"],
+            dask_worker(),
+            {},
+            False,
+            "dask_workers",
+            "Your group /cms/open may run no Dask workers. Ask your VO admin if you need it.",
+        ),
+        ("dask cluster unlimited", "zed", [], dask_cluster(), {"dask_clusters": 7}, True, "", ""),
     ],
 )
 def test_decisions(id_, user, groups, request_, usage, granted, reason, message):

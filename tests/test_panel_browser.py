@@ -144,6 +144,7 @@ async def test_dask_tab_create_scale_capped_insert_stop(lab, artifacts_dir):
     code = await notebook_cell_with(page, "Gateway().connect(")
     assert f'client = Gateway().connect("{name}").get_client()' in code
     assert "from dask_gateway import Gateway" in code
+    await shoot(page, artifacts_dir, "panel-lab.png")
 
     await panel_tab(page, "Dask")
     await page.click(BUTTON.format("stop"))

@@ -9,7 +9,7 @@ import { Widget } from '@lumino/widgets';
 import { postJSON, requestAPI } from './api';
 import { PanelContext } from './context';
 import { h, fill } from './dom';
-import { formatBytes, formatDuration } from './format';
+import { formatBytes, formatDuration, plural } from './format';
 import { checkWorkers, collectOptions, FormField, formFields, GatewayOption } from './options';
 import { safeHttpUrl } from './safe';
 import { daskClientCode } from './snippets';
@@ -284,7 +284,7 @@ export class DaskTab extends Widget {
       throw new Error(n.error);
     }
     const r = await postJSON<Capped>('dask', `dask/clusters/${encodeURIComponent(c.name)}/scale`, { n: n.value });
-    this.noteCapped(c, r, `Scaling to ${n.value} workers.`);
+    this.noteCapped(c, r, `Scaling to ${plural(n.value as number, 'worker')}.`);
     await this.refresh(true);
   }
 
@@ -308,6 +308,7 @@ export class DaskTab extends Widget {
   private noteCapped(c: Cluster, r: Capped, ok: string): void {
     if (r.capped && r.reason) {
       this.notes.set(c.name, r.reason);
+      this.line.clear(); // the reason is on the cluster's card
     } else {
       this.notes.delete(c.name);
       this.line.show(ok, 'success');

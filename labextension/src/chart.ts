@@ -46,7 +46,9 @@ export function labelFor(key: string): string {
 /** Bars in a stable order; a limit of 0 that is not used is left out (not offered). */
 export function quotaBars(remaining: Record<string, Remaining>, warnAt = 0.8): Bar[] {
   const order = Object.keys(LABELS);
-  const keys = Object.keys(remaining).sort((a, b) => rank(order, a) - rank(order, b) || (a < b ? -1 : 1));
+  const keys = Object.keys(remaining).sort(
+    (a, b) => rank(order, a) - rank(order, b) || (a < b ? -1 : 1)
+  );
   const bars: Bar[] = [];
   for (const key of keys) {
     const r = remaining[key];

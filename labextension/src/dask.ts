@@ -51,7 +51,9 @@ export class DaskTab extends Widget {
     this.addClass('jaf-dask');
     this.id = 'jhub-af-dask';
     this.title.label = 'Dask';
-    const newButton = button('New cluster', () => void this.toggleForm(), { 'data-action': 'new-cluster' });
+    const newButton = button('New cluster', () => void this.toggleForm(), {
+      'data-action': 'new-cluster'
+    });
     const refresh = button('Refresh', () => void this.refresh(), { 'data-action': 'refresh' });
     this.node.append(
       h('div', { className: 'jaf-toolbar' }, newButton, refresh),
@@ -100,10 +102,9 @@ export class DaskTab extends Widget {
 
   private async refreshQuota(): Promise<void> {
     try {
-      const body = await requestAPI<{ policy: { remaining?: Record<string, { left: number | null; limit: number | null }> } }>(
-        'usage',
-        'usage'
-      );
+      const body = await requestAPI<{
+        policy: { remaining?: Record<string, { left: number | null; limit: number | null }> };
+      }>('usage', 'usage');
       const r = body.policy?.remaining ?? {};
       const parts: string[] = [];
       for (const [key, noun] of [
@@ -141,7 +142,11 @@ export class DaskTab extends Widget {
     const rows = this.fields.map(f => {
       let input: HTMLInputElement | HTMLSelectElement;
       if (f.kind === 'select') {
-        input = h('select', { name: f.name }, ...(f.choices ?? []).map(c => h('option', { value: c }, c)));
+        input = h(
+          'select',
+          { name: f.name },
+          ...(f.choices ?? []).map(c => h('option', { value: c }, c))
+        );
         input.value = String(f.initial);
       } else if (f.kind === 'checkbox') {
         input = h('input', { name: f.name, type: 'checkbox' });
@@ -166,7 +171,11 @@ export class DaskTab extends Widget {
         h('span', { className: 'jaf-field-error', 'data-error-for': f.name })
       );
     });
-    const create = h('button', { className: 'jaf-button jaf-primary', type: 'submit', 'data-action': 'create' }, 'Create');
+    const create = h(
+      'button',
+      { className: 'jaf-button jaf-primary', type: 'submit', 'data-action': 'create' },
+      'Create'
+    );
     fill(this.form, h('div', { className: 'jaf-form-title' }, 'New cluster'), ...rows, create);
     this.form.onsubmit = ev => {
       ev.preventDefault();
@@ -177,7 +186,9 @@ export class DaskTab extends Widget {
   private async create(): Promise<void> {
     const raw: Record<string, string | boolean> = {};
     for (const f of this.fields) {
-      const el = this.form.querySelector(`[name="${CSS.escape(f.name)}"]`) as HTMLInputElement | null;
+      const el = this.form.querySelector(
+        `[name="${CSS.escape(f.name)}"]`
+      ) as HTMLInputElement | null;
       if (el) {
         raw[f.name] = f.kind === 'checkbox' ? el.checked : el.value;
       }
@@ -199,7 +210,14 @@ export class DaskTab extends Widget {
 
   private render(clusters: Cluster[]): void {
     if (!clusters.length) {
-      fill(this.list, h('p', { className: 'jaf-empty' }, 'No clusters running. Create one here or with Gateway().new_cluster() in a notebook.'));
+      fill(
+        this.list,
+        h(
+          'p',
+          { className: 'jaf-empty' },
+          'No clusters running. Create one here or with Gateway().new_cluster() in a notebook.'
+        )
+      );
       return;
     }
     // keep what the user is typing: redraw only cards whose data changed
@@ -208,7 +226,9 @@ export class DaskTab extends Widget {
       seen.add(c.name);
       // the age is shown in minutes: redraw at least once a minute
       const key = JSON.stringify([c, this.notes.get(c.name) ?? '', Math.floor(Date.now() / 60000)]);
-      let card = this.list.querySelector(`[data-cluster="${CSS.escape(c.name)}"]`) as HTMLElement | null;
+      let card = this.list.querySelector(
+        `[data-cluster="${CSS.escape(c.name)}"]`
+      ) as HTMLElement | null;
       if (card && card.dataset.key === key) {
         continue;
       }
@@ -239,21 +259,67 @@ export class DaskTab extends Widget {
     if (note) {
       line.show(note, 'warning');
     }
-    const n = h('input', { type: 'number', min: 0, value: c.workers ?? 0, className: 'jaf-small', 'aria-label': 'Workers', name: 'scale-n' });
-    const min = h('input', { type: 'number', min: 0, value: 0, className: 'jaf-small', 'aria-label': 'Minimum workers', name: 'adapt-min' });
-    const max = h('input', { type: 'number', min: 0, value: 2, className: 'jaf-small', 'aria-label': 'Maximum workers', name: 'adapt-max' });
-    const running = c.status === 'running';
-    const scaleBtn: HTMLButtonElement = button('Scale', () => void busy(scaleBtn, line, () => this.scale(c, n.value)), { 'data-action': 'scale' });
-    const adaptBtn: HTMLButtonElement = button('Adapt', () => void busy(adaptBtn, line, () => this.adapt(c, min.value, max.value)), { 'data-action': 'adapt' });
-    const stopBtn: HTMLButtonElement = button('Stop', () => void busy(stopBtn, line, () => this.stop(c)), { 'data-action': 'stop' });
-    const insertBtn: HTMLButtonElement = button('Insert client code', () => void busy(insertBtn, line, () => this.ctx.insertCode(daskClientCode(c.name))), {
-      'data-action': 'insert-client'
+    const n = h('input', {
+      type: 'number',
+      min: 0,
+      value: c.workers ?? 0,
+      className: 'jaf-small',
+      'aria-label': 'Workers',
+      name: 'scale-n'
     });
+    const min = h('input', {
+      type: 'number',
+      min: 0,
+      value: 0,
+      className: 'jaf-small',
+      'aria-label': 'Minimum workers',
+      name: 'adapt-min'
+    });
+    const max = h('input', {
+      type: 'number',
+      min: 0,
+      value: 2,
+      className: 'jaf-small',
+      'aria-label': 'Maximum workers',
+      name: 'adapt-max'
+    });
+    const running = c.status === 'running';
+    const scaleBtn: HTMLButtonElement = button(
+      'Scale',
+      () => void busy(scaleBtn, line, () => this.scale(c, n.value)),
+      { 'data-action': 'scale' }
+    );
+    const adaptBtn: HTMLButtonElement = button(
+      'Adapt',
+      () => void busy(adaptBtn, line, () => this.adapt(c, min.value, max.value)),
+      { 'data-action': 'adapt' }
+    );
+    const stopBtn: HTMLButtonElement = button(
+      'Stop',
+      () => void busy(stopBtn, line, () => this.stop(c)),
+      { 'data-action': 'stop' }
+    );
+    const insertBtn: HTMLButtonElement = button(
+      'Insert client code',
+      () => void busy(insertBtn, line, () => this.ctx.insertCode(daskClientCode(c.name))),
+      {
+        'data-action': 'insert-client'
+      }
+    );
     const dashboard = safeHttpUrl(c.dashboard_link, window.location.href);
     const dashBtn = dashboard
-      ? button('Dashboard', () => this.ctx.openInTab(dashboard, `Dask ${c.name.slice(0, 8)}`, `jhub-af-dashboard-${c.name}`), {
-          'data-action': 'dashboard'
-        })
+      ? button(
+          'Dashboard',
+          () =>
+            this.ctx.openInTab(
+              dashboard,
+              `Dask ${c.name.slice(0, 8)}`,
+              `jhub-af-dashboard-${c.name}`
+            ),
+          {
+            'data-action': 'dashboard'
+          }
+        )
       : null;
     scaleBtn.disabled = adaptBtn.disabled = !running;
     const age = c.start_time ? formatDuration(Date.now() / 1000 - c.start_time) : '—';
@@ -264,7 +330,12 @@ export class DaskTab extends Widget {
     return h(
       'div',
       { className: `jaf-card jaf-status-${c.status}`, 'data-cluster': c.name },
-      h('div', { className: 'jaf-card-title' }, h('span', { className: 'jaf-name', title: c.name }, c.name), h('span', { className: 'jaf-badge' }, c.status)),
+      h(
+        'div',
+        { className: 'jaf-card-title' },
+        h('span', { className: 'jaf-name', title: c.name }, c.name),
+        h('span', { className: 'jaf-badge' }, c.status)
+      ),
       h(
         'div',
         { className: 'jaf-facts' },
@@ -283,7 +354,9 @@ export class DaskTab extends Widget {
     if (!n.ok) {
       throw new Error(n.error);
     }
-    const r = await postJSON<Capped>('dask', `dask/clusters/${encodeURIComponent(c.name)}/scale`, { n: n.value });
+    const r = await postJSON<Capped>('dask', `dask/clusters/${encodeURIComponent(c.name)}/scale`, {
+      n: n.value
+    });
     this.noteCapped(c, r, `Scaling to ${plural(n.value as number, 'worker')}.`);
     await this.refresh(true);
   }

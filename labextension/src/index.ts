@@ -26,7 +26,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
           shell.activateById(id);
           return;
         }
-        const frame = new IFrame({ sandbox: ['allow-scripts', 'allow-same-origin', 'allow-forms', 'allow-popups'] });
+        const frame = new IFrame({
+          sandbox: ['allow-scripts', 'allow-same-origin', 'allow-forms', 'allow-popups']
+        });
         frame.url = url;
         const widget = new MainAreaWidget({ content: frame });
         widget.id = id;
@@ -38,7 +40,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       async insertCode(code: string) {
         let nb: NotebookPanel | null = tracker?.currentWidget ?? null;
         if (!nb) {
-          nb = (await app.commands.execute('notebook:create-new', { kernelName: 'python3' })) as NotebookPanel;
+          nb = (await app.commands.execute('notebook:create-new', {
+            kernelName: 'python3'
+          })) as NotebookPanel;
         }
         if (!nb) {
           throw new Error('Open a notebook first, then insert the code again.');

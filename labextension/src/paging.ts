@@ -32,7 +32,10 @@ export function answered(
   body: { page?: number; page_size?: number; has_more?: boolean; items?: unknown[] }
 ): Page {
   return {
-    page: typeof body.page === 'number' && Number.isInteger(body.page) && body.page >= 0 ? body.page + 1 : state.page,
+    page:
+      typeof body.page === 'number' && Number.isInteger(body.page) && body.page >= 0
+        ? body.page + 1
+        : state.page,
     pageSize: typeof body.page_size === 'number' ? body.page_size : state.pageSize,
     hasMore: Boolean(body.has_more),
     count: Array.isArray(body.items) ? body.items.length : 0

@@ -33,11 +33,19 @@ export function button(
   onClick: () => void,
   attrs: Record<string, string> = {}
 ): HTMLButtonElement {
-  return h('button', { className: 'jaf-button', type: 'button', onclick: () => onClick(), ...attrs }, label);
+  return h(
+    'button',
+    { className: 'jaf-button', type: 'button', onclick: () => onClick(), ...attrs },
+    label
+  );
 }
 
 /** Run an action with its button disabled meanwhile; errors go to `line`. */
-export async function busy(btn: HTMLButtonElement | null, line: MessageLine, fn: () => Promise<void>): Promise<void> {
+export async function busy(
+  btn: HTMLButtonElement | null,
+  line: MessageLine,
+  fn: () => Promise<void>
+): Promise<void> {
   if (btn) {
     btn.disabled = true;
   }

@@ -39,7 +39,11 @@ export class UsageTab extends Widget {
     this.id = 'jhub-af-usage';
     this.title.label = 'Usage';
     this.node.append(
-      h('div', { className: 'jaf-toolbar' }, button('Refresh', () => void this.refresh(), { 'data-action': 'refresh-usage' })),
+      h(
+        'div',
+        { className: 'jaf-toolbar' },
+        button('Refresh', () => void this.refresh(), { 'data-action': 'refresh-usage' })
+      ),
       this.line.node,
       this.body
     );
@@ -100,7 +104,14 @@ export function chart(bars: Bar[]): SVGElement {
     const y = i * ROW;
     const label = svg('text', { x: 0, y: y + 10, class: 'jaf-chart-label' });
     label.textContent = `${b.label}: ${b.text}`;
-    const track = svg('rect', { x: 0, y: y + 14, width: WIDTH, height: 8, rx: 3, class: 'jaf-chart-track' });
+    const track = svg('rect', {
+      x: 0,
+      y: y + 14,
+      width: WIDTH,
+      height: 8,
+      rx: 3,
+      class: 'jaf-chart-track'
+    });
     const fillRect = svg('rect', {
       x: 0,
       y: y + 14,

@@ -42,8 +42,11 @@ test('over the limit stays a full bar; a zero limit in use is shown full', () =>
 });
 
 test('remainingFrom builds the same shape from limits and usage', () => {
-  assert.deepEqual(remainingFrom({ core_hours: { value: 100 }, cores: { value: null } }, { core_hours: 40 }), {
-    core_hours: { limit: 100, in_use: 40, left: 60 },
-    cores: { limit: null, in_use: 0, left: null }
-  });
+  assert.deepEqual(
+    remainingFrom({ core_hours: { value: 100 }, cores: { value: null } }, { core_hours: 40 }),
+    {
+      core_hours: { limit: 100, in_use: 40, left: 60 },
+      cores: { limit: null, in_use: 0, left: null }
+    }
+  );
 });

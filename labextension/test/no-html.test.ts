@@ -10,7 +10,8 @@ import { join } from 'node:path';
 
 // compiled to test-build/test/: the sources are two folders up
 const SRC = join(__dirname, '..', '..', 'src');
-const FORBIDDEN = /\b(innerHTML|outerHTML|insertAdjacentHTML|document\.write|DOMParser|dangerouslySetInnerHTML)\b/;
+const FORBIDDEN =
+  /\b(innerHTML|outerHTML|insertAdjacentHTML|document\.write|DOMParser|dangerouslySetInnerHTML)\b/;
 
 test('no source file builds markup from strings', () => {
   const files = readdirSync(SRC).filter(f => f.endsWith('.ts'));

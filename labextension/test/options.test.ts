@@ -1,13 +1,29 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { checkField, checkWorkers, collectOptions, formFields, GatewayOption } from '../src/options';
+import {
+  checkField,
+  checkWorkers,
+  collectOptions,
+  formFields,
+  GatewayOption
+} from '../src/options';
 
 // what jhub_af's gateway offers a member of /atlas/users (jhub_af.gateway.options)
 const GATEWAY: GatewayOption[] = [
-  { field: 'worker_cores', label: 'Worker cores', default: 1, spec: { type: 'float', min: 1, max: 2 } },
+  {
+    field: 'worker_cores',
+    label: 'Worker cores',
+    default: 1,
+    spec: { type: 'float', min: 1, max: 2 }
+  },
   { field: 'worker_memory', label: 'GiB', default: 1, spec: { type: 'float', min: 1, max: 2.5 } },
-  { field: 'environment', label: 'Environment', default: 'atlas', spec: { type: 'select', options: ['atlas', 'default'] } },
+  {
+    field: 'environment',
+    label: 'Environment',
+    default: 'atlas',
+    spec: { type: 'select', options: ['atlas', 'default'] }
+  },
   { field: 'threads', label: 'Threads', default: 2, spec: { type: 'int', min: 1 } },
   { field: 'gpu', label: 'GPU', default: false, spec: { type: 'bool' } },
   { field: 'image', label: 'Image', default: 'x', spec: { type: 'string' } },
@@ -45,16 +61,34 @@ const [CORES, , ENV, THREADS] = formFields(GATEWAY);
 const cases: [string, typeof CORES, string, unknown][] = [
   ['in bounds', CORES, '2', { ok: true, value: 2 }],
   ['fraction', CORES, '1.5', { ok: true, value: 1.5 }],
-  ['above the max', CORES, '3', { ok: false, error: 'Worker cores can be at most 2 for you (the facility’s limit).'.replace('’', "'") }],
+  [
+    'above the max',
+    CORES,
+    '3',
+    {
+      ok: false,
+      error: 'Worker cores can be at most 2 for you (the facility’s limit).'.replace('’', "'")
+    }
+  ],
   ['below the min', CORES, '0.5', { ok: false, error: 'Worker cores must be at least 1.' }],
   ['not a number', CORES, '2; rm -rf /', { ok: false, error: 'Worker cores must be a number.' }],
   ['empty', CORES, '  ', { ok: false, error: 'Worker cores must be a number.' }],
   ['infinity', CORES, '1e999', { ok: false, error: 'Worker cores must be a number.' }],
   ['hex', CORES, '0x2', { ok: false, error: 'Worker cores must be a number.' }],
-  ['integer field, fraction', THREADS, '1.5', { ok: false, error: 'Threads must be a whole number.' }],
+  [
+    'integer field, fraction',
+    THREADS,
+    '1.5',
+    { ok: false, error: 'Threads must be a whole number.' }
+  ],
   ['integer field', THREADS, ' 4 ', { ok: true, value: 4 }],
   ['select, offered', ENV, 'default', { ok: true, value: 'default' }],
-  ['select, not offered', ENV, 'cms', { ok: false, error: 'Environment: choose one of atlas, default.' }]
+  [
+    'select, not offered',
+    ENV,
+    'cms',
+    { ok: false, error: 'Environment: choose one of atlas, default.' }
+  ]
 ];
 for (const [name, field, raw, want] of cases) {
   test(`checkField: ${name}`, () => assert.deepEqual(checkField(field, raw), want));
@@ -62,9 +96,23 @@ for (const [name, field, raw, want] of cases) {
 
 test('collectOptions gives the options to send, or an error per field', () => {
   const fields = formFields(GATEWAY);
-  const good = collectOptions(fields, { worker_cores: '2', worker_memory: '2.5', environment: 'atlas', threads: '1', gpu: true, image: ' img ' });
+  const good = collectOptions(fields, {
+    worker_cores: '2',
+    worker_memory: '2.5',
+    environment: 'atlas',
+    threads: '1',
+    gpu: true,
+    image: ' img '
+  });
   assert.deepEqual(good.errors, {});
-  assert.deepEqual(good.options, { worker_cores: 2, worker_memory: 2.5, environment: 'atlas', threads: 1, gpu: true, image: 'img' });
+  assert.deepEqual(good.options, {
+    worker_cores: 2,
+    worker_memory: 2.5,
+    environment: 'atlas',
+    threads: 1,
+    gpu: true,
+    image: 'img'
+  });
   const bad = collectOptions(fields, { worker_cores: '9', environment: 'nope' });
   assert.deepEqual(Object.keys(bad.errors).sort(), ['environment', 'worker_cores']);
   assert.equal(bad.options.worker_memory, 1); // the default where nothing was typed
@@ -79,5 +127,6 @@ const workers: [string, unknown][] = [
   ['999999', { ok: false, error: 'Workers must be a whole number of workers (0 or more).' }]
 ];
 for (const [raw, want] of workers) {
-  test(`checkWorkers(${JSON.stringify(raw)})`, () => assert.deepEqual(checkWorkers(raw, 'Workers'), want));
+  test(`checkWorkers(${JSON.stringify(raw)})`, () =>
+    assert.deepEqual(checkWorkers(raw, 'Workers'), want));
 }

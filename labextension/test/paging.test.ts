@@ -1,11 +1,24 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { answered, canNext, canPrev, clampPageSize, firstPage, nextPage, pageLabel, pageQuery, prevPage } from '../src/paging';
+import {
+  answered,
+  canNext,
+  canPrev,
+  clampPageSize,
+  firstPage,
+  nextPage,
+  pageLabel,
+  pageQuery,
+  prevPage
+} from '../src/paging';
 
 test('a 100,000-file dataset is walked a page at a time', () => {
   let p = firstPage(100);
-  assert.equal(pageQuery(p, { scope: 'data18', name: 'big' }), 'scope=data18&name=big&page=0&page_size=100');
+  assert.equal(
+    pageQuery(p, { scope: 'data18', name: 'big' }),
+    'scope=data18&name=big&page=0&page_size=100'
+  );
   p = answered(p, { page: 0, page_size: 100, has_more: true, items: new Array(100) });
   assert.equal(pageLabel(p, 'files'), 'Files 1–100');
   assert.ok(canNext(p));
@@ -14,7 +27,9 @@ test('a 100,000-file dataset is walked a page at a time', () => {
   assert.equal(p.page, 2);
   assert.ok(!canNext(p), 'no next page before the server answered');
   for (let i = 0; i < 998; i++) {
-    p = nextPage(answered(p, { page: p.page - 1, page_size: 100, has_more: true, items: new Array(100) }));
+    p = nextPage(
+      answered(p, { page: p.page - 1, page_size: 100, has_more: true, items: new Array(100) })
+    );
   }
   assert.equal(p.page, 1000);
   assert.equal(pageQuery(p, {}), 'page=999&page_size=100');
@@ -28,7 +43,10 @@ test('a 100,000-file dataset is walked a page at a time', () => {
 test('page labels', () => {
   assert.equal(pageLabel(answered(firstPage(50), { items: [] })), 'No items');
   assert.equal(pageLabel({ page: 3, pageSize: 50, hasMore: false, count: 0 }), 'No more items');
-  assert.equal(pageLabel({ page: 2, pageSize: 50, hasMore: false, count: 7 }, 'datasets'), 'Datasets 51–57 (last page)');
+  assert.equal(
+    pageLabel({ page: 2, pageSize: 50, hasMore: false, count: 7 }, 'datasets'),
+    'Datasets 51–57 (last page)'
+  );
 });
 
 test('answered ignores a nonsense page from the server and keeps the asked one', () => {

@@ -4,9 +4,15 @@ import assert from 'node:assert/strict';
 import { checkTarget, didString, safeHttpUrl, splitDid } from '../src/safe';
 
 const urls: [unknown, string | null][] = [
-  ['http://127.0.0.1:8000/services/dask-gateway/clusters/abc/status', 'http://127.0.0.1:8000/services/dask-gateway/clusters/abc/status'],
+  [
+    'http://127.0.0.1:8000/services/dask-gateway/clusters/abc/status',
+    'http://127.0.0.1:8000/services/dask-gateway/clusters/abc/status'
+  ],
   ['https://hub.example/x', 'https://hub.example/x'],
-  ['/services/dask-gateway/clusters/abc/status', 'http://localhost/services/dask-gateway/clusters/abc/status'],
+  [
+    '/services/dask-gateway/clusters/abc/status',
+    'http://localhost/services/dask-gateway/clusters/abc/status'
+  ],
   ['javascript:alert(1)', null],
   [' JavaScript:alert(1)', null],
   ['data:text/html,<script>alert(1)</script>', null],

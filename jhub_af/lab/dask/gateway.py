@@ -15,7 +15,6 @@ import asyncio
 import json
 import re
 import threading
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
@@ -114,6 +113,18 @@ def _client_class():
                 raise GatewayServerError(msg)
             resp.raise_for_status()
 
+        async def post_action(self, cluster_name: str, action: str, body: dict) -> str | None:
+            """POST ``clusters/{name}/{action}``; the reason when the gateway capped it."""
+            url = f"{self.address}/api/v1/clusters/{cluster_name}/{action}"
+            resp = await self._request("POST", url, json=body)
+            try:
+                msg = await resp.json()
+            except Exception:
+                return None
+            if isinstance(msg, dict) and not msg.get("ok", True):
+                return str(msg.get("msg") or "The request was capped by your Dask quota.")
+            return None
+
     return PanelGatewayClient
 
 
@@ -178,9 +189,6 @@ class PanelGateway:
         self.log = log
         self._gateway = None
         self._lock = threading.Lock()
-        # scale/adapt report a capped request as a warning: one at a time, so that each
-        # request sees its own warning
-        self._warn_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(4, thread_name_prefix="jhub-af-dask")
 
     def gateway(self):
@@ -247,7 +255,8 @@ class PanelGateway:
     async def scale(self, name: str, n) -> dict:
         check_name(name)
         n = check_count(n, "n")
-        return await self._capped(lambda g: g.scale_cluster(name, n), name)
+        body = {"count": n}
+        return await self._capped(name, "scale", body)
 
     async def adapt(self, name: str, minimum, maximum) -> dict:
         check_name(name)
@@ -255,18 +264,16 @@ class PanelGateway:
         maximum = check_count(maximum, "maximum", allow_none=True)
         if minimum is not None and maximum is not None and minimum > maximum:
             raise GatewayError(400, "The minimum must not be larger than the maximum.")
-        return await self._capped(lambda g: g.adapt_cluster(name, minimum, maximum), name)
+        body = {"minimum": minimum, "maximum": maximum, "active": True}
+        return await self._capped(name, "adapt", body)
 
-    async def _capped(self, call, name: str) -> dict:
-        from dask_gateway.client import GatewayWarning
+    async def _capped(self, name: str, action: str, body: dict) -> dict:
+        """POST the scale/adapt request; the gateway answers ``{"ok": false, "msg": reason}``
+        when the quota held it back (dask_gateway's own client only warns about it)."""
 
         def run():
             g = self.gateway()
-            with self._warn_lock, warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", GatewayWarning)
-                call(g)
-            reasons = [str(w.message) for w in caught if issubclass(w.category, GatewayWarning)]
-            return reasons[-1] if reasons else None
+            return g.sync(g.post_action, name, action, body)
 
         reason = await self._run(run, name=name)
         return {"capped": reason is not None, "reason": reason}

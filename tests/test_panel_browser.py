@@ -7,6 +7,7 @@ docs/images/ with JHUB_AF_DOC_IMAGES=1)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import pytest
 from gateway_hub import gateway_hub_text, user_token, wait_for_gateway
 from harness import free_port, login
 from harness.hub import REPO
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from jhub_af.lab.dask.gateway import GATEWAY_DOWN
 from jhub_af.lab.usage import ACCOUNTING_DOWN
@@ -72,6 +74,9 @@ async def open_panel(chromium, url: str, user: str):
         await page.goto(f"{url}/hub/spawn")
     await page.wait_for_selector(".jp-Launcher", timeout=180_000)
     await page.click('.jp-SideBar .lm-TabBar-tab[data-id="jhub-af-panel"]')
+    # JupyterLab asks about its news feed in a toast: answer it, for clean screenshots
+    with contextlib.suppress(PlaywrightTimeout):
+        await page.get_by_role("button", name="No", exact=True).click(timeout=5_000)
     await page.wait_for_selector("#jhub-af-panel", state="visible")
     return context, page, dialogs
 

@@ -102,6 +102,7 @@ export class DataTab extends Widget {
   private stack: View[] = [];
   private page: Page = firstPage();
   private loaded = false;
+  private seq = 0; // the latest list request: older answers arriving late are dropped
 
   constructor(private ctx: PanelContext) {
     super();
@@ -126,6 +127,12 @@ export class DataTab extends Widget {
         )
       )
     );
+    this.picker.onchange = () => {
+      this.stack = [];
+      fill(this.crumbs);
+      fill(this.list);
+      fill(this.pager);
+    };
     search.onsubmit = ev => {
       ev.preventDefault();
       const { scope, pattern } = splitDid(this.pattern.value, this.scope.value);
@@ -190,6 +197,7 @@ export class DataTab extends Widget {
     if (!view) {
       return;
     }
+    const seq = ++this.seq;
     this.line.show('Loading…');
     try {
       let body: Listing;
@@ -203,9 +211,12 @@ export class DataTab extends Widget {
           'rucio',
           `${this.base()}/contents?${pageQuery(this.page, { scope: view.did.scope, name: view.did.name })}`
         );
-        if (body.did) {
-          view.did = { ...view.did, ...body.did };
-        }
+      }
+      if (seq !== this.seq) {
+        return;
+      }
+      if (view.kind === 'contents' && body.did) {
+        view.did = { ...view.did, ...body.did };
       }
       this.page = answered(this.page, body);
       this.line.clear();
@@ -213,7 +224,9 @@ export class DataTab extends Widget {
       this.drawList(body.items || []);
       this.drawPager();
     } catch (e) {
-      this.line.error(e);
+      if (seq === this.seq) {
+        this.line.error(e);
+      }
     }
   }
 

@@ -37,9 +37,11 @@ _p.write_text("\\n".join(
 """
 
 
-def _start(workdir: Path, bare: bool):
+def _start(workdir: Path, bare: bool, **config_args):
+    """A hub with af-accounting and the gateway (``config_args``: as ``gateway_hub_text``);
+    ``bare``: dask-gateway-server's own UnsafeLocalBackend instead of jhub_af's."""
     port, tcp = free_port(), free_port()
-    config = gateway_hub_text(workdir, port, tcp)
+    config = gateway_hub_text(workdir, port, tcp, **config_args)
     if bare:
         config += BARE.format(path=str(workdir / "gateway" / "dask_gateway_config.py"))
     hub = start_hub(workdir / "hub", config, port=port)

@@ -71,6 +71,7 @@ def gateway_config_text(
         "cluster_max_workers": 50,
         **(cluster_settings or {}),
     }
+    cluster_lines = "".join(f"c.{config_class}.{k} = {v!r}\n" for k, v in cluster.items())
     launcher = ""
     if backend == "slurm":
         launcher = (
@@ -93,9 +94,7 @@ c.{backend_class}.db_encrypt_keys = [open({str(data_dir / "encrypt-key")!r}).rea
 c.{backend_class}.stop_clusters_on_shutdown = False
 c.{backend_class}.record_file = {str(data_dir / "events.jsonl")!r}
 c.{backend_class}.cluster_options = group_options({options or None!r})
-{launcher}for _name, _value in {cluster!r}.items():
-    setattr(c.{config_class}, _name, _value)
-c.AccountingClient.url = {accounting_url!r}
+{launcher}{cluster_lines}c.AccountingClient.url = {accounting_url!r}
 # the service's own token (the hub gives it to the service); never written here
 c.AccountingClient.api_token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
 for _name, _value in {backend_settings or {}!r}.items():

@@ -117,6 +117,9 @@ def test_other_users_cluster_refused_and_bad_tokens_401(gateway_facility):
             r = rest(gateway_facility, method, path, "bob", json=body)
             assert r.status_code == 403, (method, path, r.text)
             assert "lacks permissions" in r.json()["error"]
+        # connecting a client needs the cluster's TLS credentials, which only its owner gets
+        with pytest.raises(Exception, match=r"^403, message='Forbidden'"):
+            gateway(gateway_facility, "bob").connect(name)
         for token in ("not-a-token", gateway_facility["tokens"]["bob"][:-2] + "xx"):
             r = rest(gateway_facility, "GET", "clusters/", token=token)
             assert r.status_code == 401

@@ -28,6 +28,7 @@ from kubernetes_asyncio.client import ApiClient
 from kubespawner import KubeSpawner
 from traitlets.utils.importstring import import_item
 
+from jhub_af.accounting import accounting_configured
 from jhub_af.accounting.handlers import RESERVE_SCOPE
 from jhub_af.accounting.hubconfig import SERVICE_SCOPES
 from jhub_af.accounting.service import AccountingService
@@ -107,9 +108,9 @@ async def test_hub_initializes_with_the_values_config(site, tmp_path):
         assert isinstance(spawner, app.spawner_class)
         entries = get(merged_values("jupyterhub", site), "hub.config.ProfileSpawner.profiles")
         assert [p.slug for p in spawner.catalogue] == [e["slug"] for e in entries]
-        # the reservation asks for what the profile runs
-        spawner.user_options = {"profile": entries[0]["slug"]}
-        assert spawner.accounting_resources()["cores"] == entries[0]["resources"]["cores"]
+        # every start is reserved through af-accounting, exactly once (no second layer)
+        assert type(spawner) is ProfileSpawner
+        assert spawner.accounting == "on" and accounting_configured(spawner)
         assert spawner.config.AccountingClient.api_token == generated_token(
             "hub.services.af-spawner.apiToken"
         )

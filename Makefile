@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # Debian packages the tests start for real (later issues add slurm, postgresql, ...)
 TEST_SYSTEM_PACKAGES := chromium slurm-wlm munge python3-venv postgresql openssh-client openssh-sftp-server openssh-server rsync sshpass sudo memcached openssl
 
-.PHONY: demo test test-fast lint format bench install install-test node system-test clean help labextension-test
+.PHONY: demo test test-fast lint format bench install install-test node system-test clean help labextension-test test-jh5 docs dist
 
 help:
 	@echo "make demo       set up and run the whole facility on http://127.0.0.1:8000 (DEMO_ARGS='--port 8010')"
@@ -17,6 +17,9 @@ help:
 	@echo "make test-fast  the quick unit tests only"
 	@echo "make lint       ruff check + ruff format --check"
 	@echo "make bench      run benchmarks/ and write benchmarks/results/latest.{json,md}"
+	@echo "make docs       build the docs site into docs/_build/html (offline, warnings fail)"
+	@echo "make test-jh5   the hub-facing tests on JupyterHub 5 (part of make test)"
+	@echo "make dist       jhub_af's wheel in dist/, for docker/*/Dockerfile"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -78,7 +81,7 @@ labextension/node_modules/.installed: $(VENV)/.installed labextension/package.js
 labextension-test: labextension/node_modules/.installed
 	cd labextension && ../$(BIN)/jlpm test
 
-test: system-test install-test $(RUCIO_VENV)/.installed lint labextension-test
+test: system-test install-test $(RUCIO_VENV)/.installed lint labextension-test docs test-jh5
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install-test
@@ -90,3 +93,33 @@ bench: install-test $(RUCIO_VENV)/.installed
 clean:
 	rm -rf $(VENV) node_modules .jhub-af-demo test-artifacts .pytest_cache .ruff_cache
 	rm -rf labextension/node_modules labextension/lib labextension/test-build jhub_af/labextension
+
+# JupyterHub 5 (the z2jh chart's hub image ships 5.x): a second venv with the newest 5.x,
+# and the hub-facing tests in it (login/IAM, spawner, accounting and gateway behind the
+# hub, ssh, the Helm values' hub config). The panel is already built by .venv's install.
+VENV_JH5 := .venv-jh5
+JH5_SPEC ?= jupyterhub>=5.3,<6
+JH5_TESTS ?= tests/test_deploy_hub.py tests/test_iam_login.py tests/test_iam_outages.py \
+	tests/test_spawner_hub.py tests/test_accounting_client.py tests/test_gateway_quota.py \
+	tests/test_ssh_protection.py
+$(VENV_JH5)/.installed: $(VENV)/.installed pyproject.toml
+	$(PYTHON) -m venv $(VENV_JH5)
+	echo '*' > $(VENV_JH5)/.gitignore
+	$(VENV_JH5)/bin/pip install -q --upgrade pip
+	SKIP_JUPYTER_BUILDER=1 $(VENV_JH5)/bin/pip install -q -e '.[test]' '$(JH5_SPEC)'
+	touch $@
+
+test-jh5: system-test install-test $(VENV_JH5)/.installed
+	$(VENV_JH5)/bin/python -m pytest $(JH5_TESTS)
+
+# the docs site (Sphinx + MyST), offline, every warning an error; the configuration
+# reference is generated from the traitlets help at each build
+docs: install-test
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	echo '*' > docs/_build/.gitignore
+	@echo "docs in docs/_build/html/index.html"
+
+# jhub_af's wheel, the JupyterLab panel built into it: what docker/*/Dockerfile install
+dist: install
+	rm -rf dist
+	$(BIN)/pip wheel -q --no-deps -w dist .

@@ -61,3 +61,63 @@ async def test_alice_creates_a_cluster_from_a_notebook_in_the_demo(demo_facility
     token = user_api_token(s, demo_facility.url, "alice")
     out = await run_python(demo_facility.url, "alice", token, NOTEBOOK, 240)
     assert "answer 42" in out
+
+
+TWO_CLUSTERS = """
+import os, time, warnings
+import requests
+from dask_gateway import Gateway
+from dask_gateway.client import GatewayWarning
+
+gateway = Gateway()
+first, second = gateway.new_cluster(), gateway.new_cluster()
+a, b = first.get_client(), second.get_client()
+try:
+    # a third is refused (asked over REST: after a refused new_cluster() the client's
+    # loop hung in a kernel here)
+    r = requests.post(
+        os.environ["DASK_GATEWAY__ADDRESS"] + "/api/v1/clusters/",
+        headers={"Authorization": "jupyterhub " + os.environ["JUPYTERHUB_API_TOKEN"]},
+        json={"cluster_options": {}},
+        timeout=60,
+    )
+    print("third refused:", r.status_code, r.json()["error"], flush=True)
+    first.scale(3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        second.scale(3)
+    for w in caught:
+        if issubclass(w.category, GatewayWarning):
+            print("capped:", w.message, flush=True)
+    a.wait_for_workers(3, timeout=120)
+    b.wait_for_workers(1, timeout=120)
+    totals = []
+    for _ in range(8):  # the schedulers keep asking for 3 each in their heartbeats
+        totals.append(len(a.scheduler_info()["workers"]) + len(b.scheduler_info()["workers"]))
+        time.sleep(0.5)
+    print("most at once:", max(totals), flush=True)
+finally:
+    a.close()
+    b.close()
+    first.shutdown()
+    second.shutdown()
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(420)
+async def test_alices_two_clusters_share_her_four_workers_in_the_demo(demo_facility):
+    s = login(demo_facility.url, "alice", "demo")
+    assert spawn_server(s, demo_facility.url, "alice").status_code == 200
+    token = user_api_token(s, demo_facility.url, "alice")
+    out = await run_python(demo_facility.url, "alice", token, TWO_CLUSTERS, 360)
+    lines = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+    # DEMO_POLICY: 2 Dask clusters and 4 Dask workers at a time, across clusters
+    assert lines["third refused"].startswith("403 "), out
+    assert "2 Dask clusters" in lines["third refused"], out
+    assert lines["capped"].startswith("Scale request of 3 workers exceeds your Dask quota"), out
+    assert "4 Dask workers" in lines["capped"], out
+    assert lines["capped"].endswith(
+        "Scaling to 1 instead; more start when your other workers stop."
+    ), out
+    assert lines["most at once"] == "4", out

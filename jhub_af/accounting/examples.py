@@ -13,7 +13,7 @@ DEMO_POLICY = {
         "cores": 1,
         "memory": "4G",
         "gpus": {"*": 0},
-        "dask_clusters": 1,
+        "dask_clusters": 2,
         "dask_workers": 4,
         "dask_cores": 8,
         "dask_memory": "16G",

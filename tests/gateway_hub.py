@@ -141,7 +141,9 @@ def start_gateway_facility(hub_factory, workdir: Path, users: dict = USERS, **co
 
 @pytest.fixture(scope="module")
 def gateway_facility(hub_factory, tmp_path_factory):
-    return start_gateway_facility(hub_factory, tmp_path_factory.mktemp("gateway"))
+    facility = start_gateway_facility(hub_factory, tmp_path_factory.mktemp("gateway"))
+    yield facility
+    close_clusters(facility)
 
 
 def open_reservations(facility, user: str, kind: str = "dask-worker") -> list[tuple]:
@@ -159,8 +161,9 @@ def all_reservations(facility) -> int:
 
 
 # dask_gateway's Gateway and GatewayCluster finalizers raise once their event loop has
-# stopped (pytest then reports an unraisable exception): keep them alive until exit,
-# when the finalizers do nothing
+# stopped (pytest then reports an unraisable exception): the facility keeps them alive
+# until its module ends, and close_clusters closes them while the gateway still runs
+# (else dask_gateway's atexit hook tries to stop them after the hubs have stopped)
 _KEEP: list = []
 
 
@@ -176,12 +179,23 @@ def gateway(facility, user: str):
 
     def new_cluster_kept(*args, **kwargs):
         cluster = new_cluster(*args, **kwargs)
+        facility.setdefault("clusters", []).append(cluster)
         _KEEP.append(cluster)
         return cluster
 
     g.new_cluster = new_cluster_kept
     _KEEP.append(g)
     return g
+
+
+def close_clusters(facility) -> None:
+    """Stop the clusters a module's tests left running (a failed test's, say)."""
+    for cluster in facility.get("clusters", []):
+        if cluster.status != "closed":
+            try:
+                cluster.shutdown()
+            except Exception as e:  # the test has failed already; say so, go on
+                print(f"could not stop cluster {cluster.name}: {e}")
 
 
 def rest(facility, method: str, path: str, user: str | None = None, token=None, **kw):

@@ -365,12 +365,27 @@ def test_unreachable_service_fails_closed_by_default_and_open_when_configured(fa
     before = rows(facility, "alice")
     r = start(facility, "alice", {"profile": "default"})
     assert (r.status_code, r.json()["message"]) == (503, UNREACHABLE)
-    model = (
-        facility["sessions"]["alice"]
-        .get(f"{facility['hub'].url}/hub/api/users/alice", timeout=10)
-        .json()
+    # from the spawn page: the reservation outlasts the page's 1 s wait (starting_wait),
+    # so the hub shows its pending page, then the failure with the same sentence
+    s, url = facility["sessions"]["alice"], facility["hub"].url
+    page = s.post(
+        f"{url}/hub/spawn/alice",
+        data={"profile": "default", "_xsrf": s.cookies.get("_xsrf", path="/hub/")},
+        timeout=60,
     )
-    assert model["servers"] == {} and notebooks_of("alice") == []
+    assert page.url == f"{url}/hub/spawn-pending/alice"
+    wait_for(
+        lambda: s.get(f"{url}/hub/api/users/alice", timeout=10).json()["pending"] is None,
+        what="the refused start to end",
+    )
+    page = s.get(f"{url}/hub/spawn-pending/alice", timeout=10)
+    assert page.status_code == 503
+    assert "Spawn failed" in page.text
+    assert "<p>" + UNREACHABLE.replace("'", "&#39;") + "</p>" in page.text  # escaped
+    assert 'href="/hub/spawn/alice"' in page.text  # Relaunch, once the service is back
+    model = s.get(f"{url}/hub/api/users/alice", timeout=10).json()
+    assert model["servers"] == {} and model["pending"] is None
+    assert notebooks_of("alice") == []
 
     restart(facility, unreachable + "c.AccountingClient.fail_open = True\n")
     assert start(facility, "alice", {"profile": "default"}).status_code in (201, 202)

@@ -5,10 +5,13 @@ schedulers (reservations released), all against a real af-accounting."""
 from __future__ import annotations
 
 import signal
+import sqlite3
 import threading
+import time
 
 import psutil
 import pytest
+import requests
 from gateway_hub import gateway, gateway_facility, open_reservations, rest, wait_until
 from harness import ManagedProcess, run_python, spawn_server, stop_server, user_api_token
 
@@ -190,3 +193,66 @@ def test_gateway_restart_keeps_the_clusters_accounting(gateway_facility):
         )
     finally:
         restarted.stop()
+
+
+def ledger_rows(facility, where: str, args: tuple) -> list[dict]:
+    with sqlite3.connect(facility["ledger"]) as db:
+        db.row_factory = sqlite3.Row
+        query = f"SELECT * FROM af_reservations WHERE {where}"  # noqa: S608 (the tests' own)
+        return [dict(r) for r in db.execute(query, args)]
+
+
+def core_hours(facility, user: str) -> float:
+    r = requests.get(
+        f"{facility['url']}/services/af-accounting/api/v1/usage/me",
+        headers={"Authorization": f"token {facility['tokens'][user]}"},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    return r.json()["usage"]["core_hours"]
+
+
+def test_core_hours_count_each_worker_from_when_it_ran(gateway_facility):
+    before = core_hours(gateway_facility, "bob")
+    begun = time.time()
+    cluster = gateway(gateway_facility, "bob").new_cluster()
+    try:
+        cluster.scale(5)  # capped at bob's 2 workers: the other 3 are never reserved
+        with cluster.get_client() as client:
+            client.wait_for_workers(2, timeout=120)
+        wait_until(
+            lambda: [r[1] for r in open_reservations(gateway_facility, "bob")] == ["active"] * 2,
+            what="both workers' reservations active",
+        )
+        launched = [p.create_time() for p in dask_processes(cluster.name, "worker")]
+        assert len(launched) == 2
+        time.sleep(3)
+    finally:
+        asked_to_stop = time.time()
+        cluster.shutdown()
+    wait_until(
+        lambda: (
+            not open_reservations(gateway_facility, "bob")
+            and not open_reservations(gateway_facility, "bob", "dask-cluster")
+        ),
+        what="bob's reservations released",
+    )
+    released = time.time()
+    workers = ledger_rows(
+        gateway_facility, "user = ? AND kind = 'dask-worker' AND server = ?", ("bob", cluster.name)
+    )
+    assert len(workers) == 2
+    for row in workers:
+        assert row["state"] == "released" and row["cores"] == 1.0
+        # reserved before the worker started; counted from when it ran, to when it stopped
+        assert row["created"] <= max(launched) + 0.5
+        assert row["started"] >= min(launched) - 0.5
+        assert asked_to_stop - 0.5 <= row["ended"] <= released + 0.5
+        assert row["ended"] - row["started"] >= 3
+    scheduler = ledger_rows(
+        gateway_facility, "user = ? AND kind = 'dask-cluster' AND created >= ?", ("bob", begun)
+    )
+    assert len(scheduler) == 1
+    expected = sum((r["ended"] - r["started"]) * r["cores"] for r in workers + scheduler) / 3600
+    # the user's core-hours grew by exactly what the ledger's intervals hold
+    assert core_hours(gateway_facility, "bob") - before == pytest.approx(expected, abs=1e-5)

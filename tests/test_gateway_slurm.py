@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from gateway_hub import (
     all_reservations,
+    close_clusters,
     gateway,
     open_reservations,
     rest,
@@ -72,6 +73,7 @@ def slurm_gateway(slurm_cluster, hub_factory, tmp_path_factory):
         stop_with_server=False,
     )
     yield facility
+    close_clusters(facility)
     for job in slurm_cluster.jobs(USER):
         subprocess.run(["scancel", job], check=False)
     if created:

@@ -59,11 +59,20 @@ def test_two_clusters_never_exceed_the_users_worker_limit(gateway_facility):
     )
 
 
-def test_cluster_beyond_the_cluster_quota_is_403_with_the_reason(gateway_facility):
+DAVE_REFUSED = (
+    "Your personal quota lets you run no Dask clusters. Ask your VO admin if you need it."
+)
+
+
+def test_cluster_beyond_the_cluster_quota_is_422_with_the_reason(gateway_facility):
     before = all_reservations(gateway_facility)
     r = rest(gateway_facility, "POST", "clusters/", "dave", json={"cluster_options": {}})
-    assert r.status_code == 403
-    assert "Dask cluster" in r.json()["error"]
+    assert (r.status_code, r.json()) == (422, {"error": DAVE_REFUSED})
+    assert r.headers["X-JHub-AF-Refused"] == "quota"
+    # what a physicist sees in a notebook: dask_gateway's client raises the sentence
+    with pytest.raises(ValueError) as refused:
+        gateway(gateway_facility, "dave").new_cluster()
+    assert str(refused.value) == DAVE_REFUSED
     assert all_reservations(gateway_facility) == before
     assert rest(gateway_facility, "GET", "clusters/", "dave").json() == {}
 

@@ -34,6 +34,7 @@ from jhub_af.accounting.client import (
     QuotaDenied,
 )
 
+from . import QUOTA_REFUSAL_HEADER
 from .housekeeping import HousekeepingMixin
 
 # the reason a scale/adapt request was capped, read by the middleware of the same request
@@ -161,7 +162,10 @@ class QuotaBackendMixin(HousekeepingMixin):
             )
         except QuotaDenied as e:
             self.log.info("Cluster of %s refused by af-accounting: %s", user.name, e.message)
-            raise web.HTTPForbidden(reason=e.message) from None
+            # 422 with the sentence: dask_gateway's client shows it (ValueError)
+            raise web.HTTPUnprocessableEntity(
+                reason=e.message, headers={QUOTA_REFUSAL_HEADER: "quota"}
+            ) from None
         except AccountingUnavailable as e:
             raise web.HTTPServiceUnavailable(reason=e.message) from None
         except AccountingRefused as e:  # e.g. a size accounting will not record

@@ -19,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
+from jhub_af.gateway import QUOTA_REFUSAL_HEADER
+
 from .options import OptionsError, apply_options, options_spec
 
 # dask-gateway-server names clusters "<namespace>.<hex>"; anything else is refused
@@ -82,9 +84,10 @@ def _client_class():
     from dask_gateway.client import GatewayClusterError, GatewayServerError
 
     class PanelGatewayClient(Gateway):
-        """dask_gateway's ``Gateway`` that keeps the gateway's sentence for a 401 or 403
-        (the quota backend's reason for refusing a cluster); its own request method
-        keeps the body only for 404, 409, 422 and 500."""
+        """dask_gateway's ``Gateway`` that keeps the gateway's sentence for a 401 or 403,
+        and tells the quota backend's refusal of a cluster (a 422 with
+        ``QUOTA_REFUSAL_HEADER``) from bad options; its own request method keeps the
+        body only for 404, 409, 422 and 500, and does not read headers."""
 
         async def _request(self, method, url, json=None):
             if self._session is None:
@@ -105,6 +108,8 @@ def _client_class():
                 msg = (await resp.text())[:500]
             if resp.status in (401, 403):
                 raise GatewayRefused(resp.status, str(msg))
+            if resp.status == 422 and resp.headers.get(QUOTA_REFUSAL_HEADER):
+                raise GatewayRefused(403, str(msg))  # over the quota, not bad options
             if resp.status in (404, 422):
                 raise ValueError(msg)
             if resp.status == 409:

@@ -1,9 +1,9 @@
 """dask-gateway-server plugin: options by group, a quota-aware backend, housekeeping.
 
-- :class:`QuotaLocalBackend`, :class:`QuotaSlurmBackend` (and
-  :class:`QuotaBackendMixin` for other backends): clusters and workers reserved
-  through af-accounting, a per-user cap on workers across all of a user's clusters,
-  released on stop and crash;
+- :class:`QuotaLocalBackend`, :class:`QuotaSlurmBackend`, :class:`QuotaKubeBackend`
+  (and :class:`QuotaBackendMixin` for other database backends): clusters and workers
+  reserved through af-accounting, a per-user cap on workers across all of a user's
+  clusters, released on stop and crash;
 - :func:`group_options`: the cluster options each group may choose;
 - :func:`gateway_hub_config`: the gateway as a hub service behind the hub's proxy.
 """
@@ -19,6 +19,7 @@ QUOTA_REFUSAL_HEADER = "X-JHub-AF-Refused"
 __all__ = [
     "QUOTA_REFUSAL_HEADER",
     "QuotaBackendMixin",
+    "QuotaKubeBackend",
     "QuotaLocalBackend",
     "QuotaSlurmBackend",
     "gateway_hub_config",
@@ -33,6 +34,10 @@ def __getattr__(name: str):
         from . import quota
 
         return getattr(quota, name)
+    if name == "QuotaKubeBackend":
+        from .kube import QuotaKubeBackend
+
+        return QuotaKubeBackend
     if name == "QuotaSlurmBackend":
         from .slurm import QuotaSlurmBackend
 

@@ -161,6 +161,12 @@ def state_of(ledger: Path, rid: str) -> tuple:
         ).fetchone()
 
 
+def last_seen(ledger: Path, rid: str) -> float:
+    with sqlite3.connect(ledger) as db:
+        row = db.execute("SELECT last_seen FROM af_reservations WHERE id = ?", (rid,)).fetchone()
+    return row[0]
+
+
 # ---- the backend, the routes, the scheduler ----------------------------------------
 
 
@@ -413,6 +419,13 @@ async def test_workers_confirmed_when_active_released_when_closed_or_gone(accoun
     assert state_of(ledger, workers["w2"])[0] == "released"
     assert [r[0] for r in rows(ledger, "dave")] == [now["w3"]]
     assert gw.kube.replicas(key)[-1] == 1
+
+    # the accounting heartbeat renews what is confirmed: the cluster and w3
+    confirmed = [gw.kube.annotation(key)["cluster"], now["w3"]]
+    seen = {rid: last_seen(ledger, rid) for rid in confirmed}
+    await asyncio.sleep(0.05)
+    await gw.backend._renew_reservations()
+    assert all(last_seen(ledger, rid) > seen[rid] for rid in confirmed)
     await stop(gw, key)
     assert rows(ledger, "dave") == [] and rows(ledger, "dave", "dask-cluster") == []
 

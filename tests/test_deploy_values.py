@@ -121,3 +121,40 @@ def test_manifests_beside_the_charts_are_valid_kubernetes(manifest, version):
     assert docs
     for doc in docs:
         kubernetes_validate.validate(doc, version, strict=True)
+
+
+@pytest.mark.parametrize("site", [None, *SITES], ids=lambda x: x or "base")
+def test_gateway_runs_the_quota_backend_with_af_accounting_from_its_env(site, monkeypatch):
+    from deploy_chart import gateway_config
+
+    from jhub_af.accounting.client import AccountingClient
+    from jhub_af.gateway import QuotaKubeBackend
+
+    values = merged_values("dask-gateway", site)
+    env = {e["name"]: e for e in get(values, "gateway.env")}
+    # af-accounting listens on the hub's service, port 10101 (the sidecar's)
+    hub_values = merged_values("jupyterhub", site)
+    ports = {p["name"]: p["port"] for p in get(hub_values, "hub.service.extraPorts")}
+    assert env["AF_ACCOUNTING_URL"]["value"] == (
+        f"http://hub:{ports['af-accounting']}/services/af-accounting/api/v1/"
+    )
+    # the token is the hub service "dask-gateway"'s, whose role may reserve
+    assert env["AF_ACCOUNTING_API_TOKEN"]["valueFrom"] == {
+        "secretKeyRef": {"name": "hub", "key": "hub.services.dask-gateway.apiToken"}
+    }
+    scopes = get(hub_values, "hub.loadRoles.dask-gateway.scopes")
+    assert "custom:jhub-af:accounting-reserve" in scopes
+    assert "access:services!service=af-accounting" in scopes
+    # the chart copies gateway.env into the gateway's container: valid Kubernetes there
+    container = {"name": "gateway", "image": "gateway", "env": get(values, "gateway.env")}
+    kubernetes_validate.validate(_pod([container], []), "1.30.0", strict=True)
+
+    # the pod's environment, as Kubernetes would set it, reaches the AccountingClient
+    monkeypatch.setenv("AF_ACCOUNTING_URL", env["AF_ACCOUNTING_URL"]["value"])
+    monkeypatch.setenv("AF_ACCOUNTING_API_TOKEN", "from-the-secret")
+    c = gateway_config(values)
+    assert c.DaskGateway.backend_class == "jhub_af.gateway.QuotaKubeBackend"
+    backend = QuotaKubeBackend(config=c)
+    client = AccountingClient(parent=backend)
+    assert client.url == env["AF_ACCOUNTING_URL"]["value"]
+    assert client.api_token == "from-the-secret"

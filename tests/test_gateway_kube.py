@@ -80,14 +80,20 @@ class FakeCustomObjects:
         self.objects[f"{namespace}.{name}"] = obj
         return copy.deepcopy(obj)
 
-    async def patch_namespaced_custom_object(self, group, version, namespace, plural, name, body):
+    async def patch_namespaced_custom_object(
+        self, group, version, namespace, plural, name, body, _content_type=None
+    ):
         key = f"{namespace}.{name}"
         self.calls.append(("patch", key, copy.deepcopy(body)))
         await asyncio.sleep(0)  # an API call yields to the event loop
         obj = self.objects.get(key)
         if obj is None:
             raise _api_exception(404, "Not Found")
-        for op in body:
+        if isinstance(body, dict):  # a merge patch (RFC 7386), as the gateway says
+            assert _content_type == "application/merge-patch+json", _content_type
+            _merge(obj, body)
+            return copy.deepcopy(obj)
+        for op in body:  # a JSON patch (RFC 6902), as KubeBackend sends for replicas
             assert op["op"] == "add", op
             *parents, last = [
                 p.replace("~1", "/").replace("~0", "~") for p in op["path"].split("/")[1:]
@@ -108,12 +114,23 @@ class FakeCustomObjects:
             op["value"]
             for call, k, body in self.calls
             if call == "patch" and k == key
+            if isinstance(body, list)
             for op in body
             if op["path"] == "/spec/replicas"
         ]
 
     def annotation(self, key: str) -> dict:
         return json.loads(self.objects[key]["metadata"]["annotations"]["jhub-af/reservations"])
+
+
+def _merge(target: dict, patch: dict) -> None:
+    for k, v in patch.items():
+        if v is None:
+            target.pop(k, None)
+        elif isinstance(v, dict):
+            _merge(target.setdefault(k, {}), v)
+        else:
+            target[k] = v
 
 
 class FakeInformer:
@@ -521,6 +538,40 @@ async def test_a_restarted_gateway_reloads_the_reservations_and_keeps_the_cap(
 
     await stop(restarted, key)
     assert rows(ledger, "alice") == [] and rows(ledger, "alice", "dask-cluster") == []
+
+
+async def test_a_lost_annotation_leaves_the_old_reservations_to_accounting(accounting, gateway_for):
+    ledger = accounting["ledger"]
+    gw = await gateway_for(make_client(accounting["api"]))
+    key = await gw.new_cluster("dave")
+    await gw.heartbeat(key, 2, active=["w1"])
+    forgotten = gw.kube.annotation(key)
+    before = rows(ledger, "dave")
+    assert len(before) == 2
+
+    # someone removes the object's annotations; then the API server pod restarts
+    del gw.kube.objects[key]["metadata"]["annotations"]
+    restarted = await gateway_for(make_client(accounting["api"]), kube=gw.kube)
+    await restarted.phase(key, "Running")
+    await restarted.heartbeat(key, 2, active=["w1"])
+    # the forgotten reservations still count in accounting: no worker is granted anew
+    assert gw.kube.replicas(key) == [2, 0]
+    assert rows(ledger, "dave") == before
+    assert "annotations" not in gw.kube.objects[key]["metadata"]
+
+    # once accounting has ended them (heartbeat_ttl; released here to keep the test
+    # short), the cluster gets new ones, saved in a new annotation
+    client = make_client(accounting["api"])
+    for rid in [*forgotten["workers"].values(), *forgotten["free"]]:
+        await client.release(rid)
+    await restarted.heartbeat(key, 2, active=["w1"])
+    assert gw.kube.replicas(key) == [2, 0, 2]
+    held = gw.kube.annotation(key)
+    assert list(held["workers"]) == ["w1"] and len(held["free"]) == 1
+    assert held["cluster"] is None  # the cluster's own reservation was forgotten too
+    await stop(restarted, key)
+    await client.release(forgotten["cluster"])
+    assert rows(ledger, "dave") == [] and rows(ledger, "dave", "dask-cluster") == []
 
 
 async def test_accounting_unreachable_is_503_and_nothing_is_created(gateway_for):

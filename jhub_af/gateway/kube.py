@@ -23,11 +23,16 @@ bookkeeping of :mod:`jhub_af.gateway.reservations` that the database backends us
   everything it holds is released, once.
 
 The held reservations are kept in an annotation of the DaskCluster object
-(``jhub-af/reservations``, JSON), so a restarted API server pod finds them in its
-informer's objects and keeps the cap. If the annotation is lost (edited away, or a
-patch failed), the gateway forgets those reservations: it stops renewing them, and
-af-accounting ends them at their last heartbeat once its ``heartbeat_ttl`` has passed
-(900 s by default); until then they still count against the user.
+(``jhub-af/reservations``, JSON, set at creation and merge-patched at every change),
+so a restarted API server pod finds them in its informer's objects and keeps the cap.
+If the annotation is lost (edited away, or a patch failed while the pod restarted),
+the restarted gateway does not know those reservations: it never renews or releases
+them, and af-accounting ends them itself, a confirmed one when its ``heartbeat_ttl``
+has passed since its last heartbeat, an unconfirmed one after its ``pending_ttl``
+(both 900 s by default). Until then they still count against the user, so the
+cluster's replicas drop to what accounting grants anew (the controller may stop
+running workers); once they have ended, the cluster gets new reservations at its next
+heartbeat. The cluster's own reservation is not renewed or released either.
 
 Housekeeping (:mod:`jhub_af.gateway.housekeeping`: lifetimes by group, stop with the
 server) reads the gateway's database and is not part of this backend; on Kubernetes
@@ -49,8 +54,6 @@ from jhub_af.accounting.client import AccountingClient
 from .reservations import QuotaReservationsMixin, capped_middleware, empty_held
 
 ANNOTATION = "jhub-af/reservations"
-# the annotation's path in a JSON patch ("/" in a key is written "~1")
-ANNOTATION_PATH = "/metadata/annotations/" + ANNOTATION.replace("~", "~0").replace("/", "~1")
 
 
 def saved_reservations(obj: dict | None) -> dict | None:
@@ -76,10 +79,18 @@ class QuotaKubeBackend(QuotaReservationsMixin, KubeBackend):
 
     async def _save_reservations(self, cluster, held: dict) -> None:
         namespace, name = cluster.name.split(".")
-        patch = [{"op": "add", "path": ANNOTATION_PATH, "value": json.dumps(held)}]
+        # a merge patch: only this annotation changes, and it works even if someone
+        # removed all annotations (a JSON patch "add" needs /metadata/annotations)
+        patch = {"metadata": {"annotations": {ANNOTATION: json.dumps(held)}}}
         try:
             await self.custom_client.patch_namespaced_custom_object(
-                "gateway.dask.org", self.crd_version, namespace, "daskclusters", name, patch
+                "gateway.dask.org",
+                self.crd_version,
+                namespace,
+                "daskclusters",
+                name,
+                patch,
+                _content_type="application/merge-patch+json",
             )
         except ApiException as e:
             if e.status != 404:  # 404: the object is gone, nothing to keep
@@ -150,15 +161,18 @@ class QuotaKubeBackend(QuotaReservationsMixin, KubeBackend):
     async def _bind_running_workers(self, cluster, active) -> None:
         async with self._lock(cluster):
             held = self._held(cluster)
-            new = [name for name in sorted(active) if name not in held["workers"]]
-            for name in new:
+            bound = False
+            for name in sorted(active):
+                if name in held["workers"]:
+                    continue
                 if not held["free"]:
                     # more pods than granted (for a moment: a replacement before its
                     # predecessor is reported closed); bound at a later heartbeat
                     self.log.info("Worker %s of %s has no reservation yet", name, cluster.name)
                     break
                 held["workers"][name] = held["free"].pop()
-            if new:
+                bound = True
+            if bound:
                 await self._save(cluster)
             for name, rid in list(held["workers"].items()):
                 if rid not in held["confirmed"]:

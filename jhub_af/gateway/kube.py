@@ -92,10 +92,11 @@ class QuotaKubeBackend(QuotaReservationsMixin, KubeBackend):
                 patch,
                 _content_type="application/merge-patch+json",
             )
-        except ApiException as e:
-            if e.status != 404:  # 404: the object is gone, nothing to keep
-                # the reservations stay held in memory; only a restart would lose them
-                self.log.warning("Could not save the reservations of %s: %s", cluster.name, e)
+        except Exception as e:
+            if isinstance(e, ApiException) and e.status == 404:
+                return  # the object is gone: nothing to keep
+            # the reservations stay held in memory; only a restart would lose them
+            self.log.warning("Could not save the reservations of %s: %s", cluster.name, e)
 
     def _worker_resources(self, cluster) -> dict:
         config = cluster.config

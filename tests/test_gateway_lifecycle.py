@@ -193,6 +193,12 @@ def test_gateway_restart_keeps_the_clusters_accounting(gateway_facility):
         )
     finally:
         restarted.stop()
+        # the hub restarts its managed service: leave the gateway answering for the next
+        wait_until(
+            lambda: rest(gateway_facility, "GET", "clusters/", "bob").status_code == 200,
+            timeout=120,
+            what="the hub's own restart of the gateway",
+        )
 
 
 def ledger_rows(facility, where: str, args: tuple) -> list[dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -43,8 +44,10 @@ def hub_factory(tmp_path_factory):
         return hub
 
     yield factory
-    for hub in started:
-        hub.stop()
+    # at once: each waits for its services and notebooks to go (up to a minute in all,
+    # one after another)
+    with ThreadPoolExecutor(max_workers=max(len(started), 1)) as pool:
+        list(pool.map(RunningHub.stop, started))
 
 
 @pytest.fixture(scope="session")

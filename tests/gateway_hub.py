@@ -155,6 +155,13 @@ def open_reservations(facility, user: str, kind: str = "dask-worker") -> list[tu
         ).fetchall()
 
 
+def holds_nothing(facility, user: str) -> bool:
+    """No open worker or cluster reservation of ``user``."""
+    return not open_reservations(facility, user) and not open_reservations(
+        facility, user, "dask-cluster"
+    )
+
+
 def all_reservations(facility) -> int:
     with sqlite3.connect(facility["ledger"]) as db:
         return db.execute("SELECT count(*) FROM af_reservations").fetchone()[0]

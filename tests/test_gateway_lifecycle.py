@@ -12,7 +12,14 @@ import time
 import psutil
 import pytest
 import requests
-from gateway_hub import gateway, gateway_facility, open_reservations, rest, wait_until
+from gateway_hub import (
+    gateway,
+    gateway_facility,
+    holds_nothing,
+    open_reservations,
+    rest,
+    wait_until,
+)
 from harness import ManagedProcess, run_python, spawn_server, stop_server, user_api_token
 
 pytestmark = pytest.mark.integration
@@ -40,10 +47,7 @@ async def test_gateway_needs_no_arguments_in_a_notebook(gateway_facility):
     finally:
         stop_server(s, url, "alice")
     wait_until(
-        lambda: (
-            not open_reservations(gateway_facility, "alice")
-            and not open_reservations(gateway_facility, "alice", "dask-cluster")
-        ),
+        lambda: holds_nothing(gateway_facility, "alice"),
         what="alice's reservations released",
     )
 
@@ -121,10 +125,7 @@ def test_killed_worker_and_killed_scheduler_free_their_reservations(gateway_faci
         (scheduler,) = dask_processes(cluster.name, "scheduler")
         scheduler.send_signal(signal.SIGKILL)
         wait_until(
-            lambda: (
-                not open_reservations(gateway_facility, "bob")
-                and not open_reservations(gateway_facility, "bob", "dask-cluster")
-            ),
+            lambda: holds_nothing(gateway_facility, "bob"),
             timeout=120,
             what="the dead cluster's reservations released",
         )
@@ -185,10 +186,7 @@ def test_gateway_restart_keeps_the_clusters_accounting(gateway_facility):
             rest(gateway_facility, "DELETE", f"clusters/{cluster.name}", "bob").status_code == 204
         )
         wait_until(
-            lambda: (
-                not open_reservations(gateway_facility, "bob")
-                and not open_reservations(gateway_facility, "bob", "dask-cluster")
-            ),
+            lambda: holds_nothing(gateway_facility, "bob"),
             what="released after the restart",
         )
     finally:
@@ -237,10 +235,7 @@ def test_core_hours_count_each_worker_from_when_it_ran(gateway_facility):
         asked_to_stop = time.time()
         cluster.shutdown()
     wait_until(
-        lambda: (
-            not open_reservations(gateway_facility, "bob")
-            and not open_reservations(gateway_facility, "bob", "dask-cluster")
-        ),
+        lambda: holds_nothing(gateway_facility, "bob"),
         what="bob's reservations released",
     )
     released = time.time()

@@ -11,6 +11,7 @@ from gateway_hub import (
     all_reservations,
     gateway,
     gateway_facility,
+    holds_nothing,
     open_reservations,
     rest,
     wait_until,
@@ -51,10 +52,7 @@ def test_two_clusters_never_exceed_the_users_worker_limit(gateway_facility):
         first.shutdown()
         second.shutdown()
     wait_until(
-        lambda: (
-            not open_reservations(gateway_facility, "bob")
-            and not open_reservations(gateway_facility, "bob", "dask-cluster")
-        ),
+        lambda: holds_nothing(gateway_facility, "bob"),
         what="bob's reservations released",
     )
 

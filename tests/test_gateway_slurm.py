@@ -17,6 +17,7 @@ from gateway_hub import (
     all_reservations,
     close_clusters,
     gateway,
+    holds_nothing,
     open_reservations,
     rest,
     start_gateway_facility,
@@ -143,10 +144,7 @@ def test_slurm_clusters_share_the_users_worker_limit_and_stop_cleanly(slurm_gate
             second.shutdown()
     wait_until(lambda: not jobs(), timeout=120, what="the user's Slurm jobs cancelled")
     wait_until(
-        lambda: (
-            not open_reservations(slurm_gateway, USER)
-            and not open_reservations(slurm_gateway, USER, "dask-cluster")
-        ),
+        lambda: holds_nothing(slurm_gateway, USER),
         what="the reservations released",
     )
     assert not staging_dir(first.name).exists()

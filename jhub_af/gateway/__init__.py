@@ -8,8 +8,6 @@
 - :func:`gateway_hub_config`: the gateway as a hub service behind the hub's proxy.
 """
 
-from .hubconfig import gateway_hub_config
-
 # Set (to "quota") on the 422 that refuses a cluster over the user's quota. 422, not
 # 403: dask_gateway's client raises ValueError(sentence) for a 422, so a notebook shows
 # accounting's reason, while for a 403 it keeps only "Forbidden". The panel's server
@@ -28,6 +26,13 @@ __all__ = [
 
 
 def __getattr__(name: str):
+    # everything is imported where it is used: the hub config pulls in af-accounting's
+    # handlers (JupyterHub), the backends dask-gateway-server; a user's server that
+    # needs only QUOTA_REFUSAL_HEADER (the panel) imports none of it
+    if name == "gateway_hub_config":
+        from .hubconfig import gateway_hub_config
+
+        return gateway_hub_config
     # the backend and options pull in dask-gateway-server (aiohttp, ...): import them
     # only where they run (the gateway), not in the hub's config or the CLI
     if name in ("QuotaBackendMixin", "QuotaLocalBackend"):

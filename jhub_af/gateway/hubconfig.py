@@ -21,7 +21,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from jhub_af.accounting.handlers import RESERVE_SCOPE
+from jhub_af.accounting import RESERVE_SCOPE
 
 SERVICE = "dask-gateway"
 PREFIX = f"/services/{SERVICE}"

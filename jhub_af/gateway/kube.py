@@ -49,7 +49,7 @@ from dask_gateway_server.backends.kubernetes.backend import KubeBackend
 from dask_gateway_server.utils import TaskPool
 from kubernetes_asyncio.client.rest import ApiException
 
-from jhub_af.accounting.client import AccountingClient
+from jhub_af.accounting import AccountingClient
 
 from .reservations import QuotaReservationsMixin, capped_middleware, empty_held
 

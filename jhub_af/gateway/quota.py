@@ -25,7 +25,7 @@ import json
 
 from dask_gateway_server.backends.local import UnsafeLocalBackend
 
-from jhub_af.accounting.client import AccountingClient
+from jhub_af.accounting import AccountingClient
 
 from .housekeeping import HousekeepingMixin
 from .reservations import QuotaReservationsMixin, capped_middleware

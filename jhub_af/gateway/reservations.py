@@ -23,7 +23,7 @@ from aiohttp import web
 from traitlets import Float, Instance
 from traitlets.config import Configurable
 
-from jhub_af.accounting.client import (
+from jhub_af.accounting import (
     AccountingClient,
     AccountingRefused,
     AccountingUnavailable,

@@ -22,7 +22,7 @@ import jupyterhub
 import requests
 from harness import local_spawner_config, start_hub
 
-from jhub_af.spawner import spawn_body
+from jhub_af.hub import spawn_body
 
 USERS = [f"bench{i:02d}" for i in range(50)]
 

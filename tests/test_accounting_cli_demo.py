@@ -19,7 +19,7 @@ from jhub_af.accounting.ledger import Ledger
 from jhub_af.accounting.policy import QuotaPolicy, effective_limits
 from jhub_af.accounting.resources import parse_request
 from jhub_af.cli import main
-from jhub_af.spawner import spawn_body
+from jhub_af.hub import spawn_body
 
 HOUR = 3600.0
 START = datetime(2026, 10, 1, tzinfo=timezone.utc).timestamp()

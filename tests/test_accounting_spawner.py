@@ -21,7 +21,8 @@ from traitlets.config import Config
 
 from jhub_af.accounting.client import UNREACHABLE
 from jhub_af.accounting.spawn import ACCOUNTING_OFF
-from jhub_af.spawner import ProfileSpawner, spawn_body
+from jhub_af.hub import spawn_body
+from jhub_af.spawner import ProfileSpawner
 
 pytestmark = pytest.mark.integration
 

@@ -28,8 +28,7 @@ from kubernetes_asyncio.client import ApiClient
 from kubespawner import KubeSpawner
 from traitlets.utils.importstring import import_item
 
-from jhub_af.accounting import accounting_configured
-from jhub_af.accounting.handlers import RESERVE_SCOPE
+from jhub_af.accounting import RESERVE_SCOPE, accounting_configured
 from jhub_af.accounting.hubconfig import SERVICE_SCOPES
 from jhub_af.accounting.service import AccountingService
 from jhub_af.auth import IAMAuthenticator, bearer_token_roles

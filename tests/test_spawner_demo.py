@@ -3,7 +3,7 @@
 import pytest
 from harness import login, stop_server
 
-from jhub_af.spawner import spawn_body
+from jhub_af.hub import spawn_body
 
 pytestmark = pytest.mark.integration
 

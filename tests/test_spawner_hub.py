@@ -13,7 +13,7 @@ import psutil
 import pytest
 from harness import free_port, local_spawner_config, login, start_hub, stop_server
 
-from jhub_af.spawner import spawn_body
+from jhub_af.hub import spawn_body
 
 pytestmark = pytest.mark.integration
 

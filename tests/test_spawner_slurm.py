@@ -28,7 +28,7 @@ from harness import (
     stop_server,
 )
 
-from jhub_af.spawner import spawn_body
+from jhub_af.hub import spawn_body
 
 pytestmark = [
     pytest.mark.integration,

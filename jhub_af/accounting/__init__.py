@@ -15,9 +15,11 @@ from .client import (
     QuotaDenied,
     Reservation,
 )
-from .handlers import ACCOUNTING_SCOPES, READ_SCOPE, RESERVE_SCOPE
+from .generosity import most_generous
 from .hubconfig import accounting_hub_config
 from .policy import QuotaPolicy, decide, effective_limits
+from .resources import BadRequest, format_memory, memory_bytes
+from .scopes import ACCOUNTING_SCOPES, READ_SCOPE, RESERVE_SCOPE
 from .spawn import STATE_KEY as RESERVATION_STATE_KEY
 from .spawn import (
     AccountingSpawnerMixin,
@@ -39,6 +41,7 @@ __all__ = [
     "AccountingRefused",
     "AccountingSpawnerMixin",
     "AccountingUnavailable",
+    "BadRequest",
     "QuotaDenied",
     "QuotaPolicy",
     "Reservation",
@@ -47,8 +50,11 @@ __all__ = [
     "confirm_spawn",
     "decide",
     "effective_limits",
+    "format_memory",
     "heartbeat_for_spawn",
     "log_accounting_off",
+    "memory_bytes",
+    "most_generous",
     "release_for_spawn",
     "reserve_for_spawn",
     "resources_for_selection",

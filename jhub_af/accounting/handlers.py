@@ -28,16 +28,8 @@ from tornado import web
 from .hubapi import HubUnavailable
 from .ledger import LedgerError, LedgerUnavailable
 from .resources import BadRequest, parse_request
+from .scopes import READ_SCOPE, RESERVE_SCOPE
 
-RESERVE_SCOPE = "custom:jhub-af:accounting-reserve"
-READ_SCOPE = "custom:jhub-af:accounting-read"
-ACCOUNTING_SCOPES = {
-    RESERVE_SCOPE: {
-        "description": "Make, confirm, renew and release quota reservations for any user "
-        "(the hub's spawner and the Dask Gateway).",
-    },
-    READ_SCOPE: {"description": "Read every user's and group's usage and the metrics."},
-}
 UNAVAILABLE = (
     "The accounting database is busy or cannot be reached, so nothing was recorded. "
     "Try again in a minute; if it lasts, tell the facility's admins."

@@ -23,7 +23,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from .handlers import ACCOUNTING_SCOPES, RESERVE_SCOPE
+from .scopes import ACCOUNTING_SCOPES, RESERVE_SCOPE
 
 SERVICE = "af-accounting"
 SPAWNER_CLIENT = "af-spawner"

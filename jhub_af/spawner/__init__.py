@@ -8,7 +8,7 @@ settings of :mod:`.local`, :mod:`.kube`, :mod:`.slurm` or :mod:`.condor`.
 
 from .catalogue import CatalogueError, Profile, parse_catalogue, visible_profiles
 from .examples import DEMO_PROFILES
-from .options import ProfileRefused, Selection, select, spawn_body, unwrap_spawn_body
+from .options import ProfileRefused, Selection, select
 from .spawner import ProfileSpawner
 
 __all__ = [
@@ -20,7 +20,5 @@ __all__ = [
     "Selection",
     "parse_catalogue",
     "select",
-    "spawn_body",
-    "unwrap_spawn_body",
     "visible_profiles",
 ]

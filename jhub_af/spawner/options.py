@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from jhub_af.hub import BadSpawnBody, unwrap_spawn_body
+
 from .catalogue import SLUG, Profile
 
 MAX_OPTIONS = 16
@@ -42,29 +44,6 @@ class Selection:
     def user_options(self) -> dict:
         """The validated options in the user_options shape (what is remembered)."""
         return {"profile": self.profile.slug, **self.choices}
-
-
-def unwrap_spawn_body(options) -> dict:
-    """The one place that knows both spawn bodies.
-
-    JupyterHub 6 takes ``{"user_options": {...}}`` and hands the inner dict to
-    the spawner; JupyterHub 5 hands the spawner the whole body. A client that
-    sends the 6 shape to a 5 hub therefore arrives here wrapped: unwrap it.
-    """
-    if options is None:
-        return {}
-    if not isinstance(options, Mapping):
-        raise ProfileRefused('Server options must be a JSON object such as {"profile": "default"}.')
-    if set(options) <= {"user_options", "display_name"} and "user_options" in options:
-        inner = options["user_options"]
-        return dict(inner) if isinstance(inner, Mapping) else unwrap_spawn_body(inner)
-    return dict(options)
-
-
-def spawn_body(options: dict, jupyterhub_version: str) -> dict:
-    """The REST body that starts a server with ``options`` on a hub of that version."""
-    major = int(jupyterhub_version.split(".", 1)[0])
-    return {"user_options": options} if major >= 6 else dict(options)
 
 
 def _shown(key) -> str:
@@ -120,7 +99,10 @@ def select(
     admin: bool,
 ) -> Selection:
     """Validate ``options`` for a user in ``groups``; raise :class:`ProfileRefused`."""
-    options = unwrap_spawn_body(options)
+    try:
+        options = unwrap_spawn_body(options)
+    except BadSpawnBody as e:
+        raise ProfileRefused(str(e)) from None
     catalogue = list(catalogue)
     allowed = [p for p in catalogue if p.visible_to(set(groups), admin)]
     if len(options) > MAX_OPTIONS:

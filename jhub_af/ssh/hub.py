@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from jhub_af.spawner import spawn_body
+from jhub_af.hub import spawn_body
 
 
 class HubError(Exception):

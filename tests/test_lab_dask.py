@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 DEAD = free_port()  # nothing listens here: erin's server sees the gateway and accounting down
 PANEL = f"""
-from jhub_af.lab.usage import usage_hub_config
+from jhub_af.lab import usage_hub_config
 add_roles(c, usage_hub_config(c))
 _env = dict(c.Spawner.environment)
 def _for(key, dead):

@@ -7,7 +7,8 @@ from __future__ import annotations
 from traitlets.config import Config
 
 from jhub_af.demo import DemoSettings, configure
-from jhub_af.lab.usage import ENV_URL, PanelUsage, usage_hub_config
+from jhub_af.lab import usage_hub_config
+from jhub_af.lab.usage import ENV_URL, PanelUsage
 
 DEFAULT_SERVER_SCOPES = {"users:activity!user", "access:servers!server"}
 

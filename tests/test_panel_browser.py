@@ -42,7 +42,7 @@ def panel_site(hub_factory, tmp_path_factory, rucio_server):
         (path / "jupyter_server_config.json").write_text(json.dumps(config))
     port, tcp_port = free_port(), free_port()
     extra = f"""
-from jhub_af.lab.usage import usage_hub_config
+from jhub_af.lab import usage_hub_config
 add_roles(c, usage_hub_config(c))
 _env = dict(c.Spawner.environment, JUPYTER_CONFIG_PATH={str(config_dir)!r})
 _down = {{

@@ -158,7 +158,7 @@ def dask_gateway(c, s: DemoSettings) -> None:
 def panel(c, s: DemoSettings) -> None:
     """The JupyterLab panel's Usage tab: each notebook server learns af-accounting's URL
     and its token may read the user's own usage. Needs the accounting part first."""
-    from jhub_af.lab.usage import usage_hub_config
+    from jhub_af.lab import usage_hub_config
 
     add_roles(c, usage_hub_config(c))
 

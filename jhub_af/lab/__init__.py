@@ -1,12 +1,18 @@
 """The jupyter-server extension of jhub_af, inside each user's server.
 
-It keeps the user's IAM access token in ``$BEARER_TOKEN_FILE``
-(:mod:`.bearer_token`), and opens the binary-safe channel that af-ssh runs
-commands and SFTP through (:mod:`.ssh_channel`, :mod:`.terminal_exit`).
-It serves the JupyterLab panel's handlers under ``{base_url}jhub-af/``: the Dask
-tab (:mod:`.dask`), the Data tab (:mod:`.rucio`) and the Usage tab (:mod:`.usage`).
-It is enabled automatically when jhub_af is installed; outside JupyterHub only the
-panel's handlers are added.
+Its face is light (importing it loads no jupyter-server handler), because af-ssh and
+the hub config read names from it:
+
+- :func:`usage_hub_config`: the hub config's side of the panel's Usage tab;
+- :class:`BearerTokenKeeper`, :func:`write_token_file`: the user's IAM access token
+  kept in ``$BEARER_TOKEN_FILE`` (:mod:`.bearer_token`).
+
+When jupyter-server loads the extension (:func:`_load_jupyter_server_extension`), it
+adds the panel's handlers under ``{base_url}jhub-af/``: the Dask tab (:mod:`.dask`),
+the Data tab (:mod:`.rucio`) and the Usage tab (:mod:`.usage`); under JupyterHub also
+the binary-safe channel af-ssh runs commands and SFTP through (:mod:`.ssh_channel`,
+:mod:`.terminal_exit`) and the bearer-token keeper. It is enabled automatically when
+jhub_af is installed.
 """
 
 from __future__ import annotations
@@ -14,13 +20,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tornado.ioloop import IOLoop
-
 from .bearer_token import BearerTokenKeeper, write_token_file
-from .ssh_channel import channel_handlers
-from .terminal_exit import ExitRecorder, exit_handlers
+from .hubconfig import usage_hub_config
 
-__all__ = ["BearerTokenKeeper", "write_token_file"]
+__all__ = ["BearerTokenKeeper", "usage_hub_config", "write_token_file"]
 
 
 def _jupyter_server_extension_points():
@@ -28,6 +31,13 @@ def _jupyter_server_extension_points():
 
 
 def _load_jupyter_server_extension(serverapp):
+    """Add the panel's handlers, and under JupyterHub af-ssh's channel and the token keeper.
+
+    Called by jupyter-server when it loads the extension (enabled by
+    ``jupyter-config/jupyter_server_config.d/jhub_af.json``).
+    """
+    from tornado.ioloop import IOLoop
+
     api_url = os.environ.get("JUPYTERHUB_API_URL")
     api_token = os.environ.get("JUPYTERHUB_API_TOKEN")
     user = os.environ.get("JUPYTERHUB_USER")
@@ -49,6 +59,11 @@ def _load_jupyter_server_extension(serverapp):
 
 def _add_ssh_handlers(serverapp, user: str) -> None:
     """af-ssh's binary channel and the terminals' exit statuses."""
+    from tornado.ioloop import IOLoop
+
+    from .ssh_channel import channel_handlers
+    from .terminal_exit import ExitRecorder, exit_handlers
+
     recorder = ExitRecorder()
     handlers = channel_handlers(serverapp, user) + exit_handlers(serverapp, recorder)
     serverapp.web_app.add_handlers(".*$", handlers)

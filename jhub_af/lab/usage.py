@@ -6,8 +6,7 @@
 asked with the notebook server's own ``JUPYTERHUB_API_TOKEN``, never a browser's
 credentials. af-accounting decides what the token may read.
 
-The hub's side, :func:`usage_hub_config`, tells each notebook server where
-af-accounting is (``JHUB_AF_ACCOUNTING_URL``) and lets the server's token call it.
+The hub's side is :func:`jhub_af.lab.hubconfig.usage_hub_config`.
 """
 
 from __future__ import annotations
@@ -21,7 +20,8 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-ENV_URL = "JHUB_AF_ACCOUNTING_URL"
+from .hubconfig import ACCOUNTING_URL_ENV as ENV_URL
+
 ACCOUNTING_DOWN = (
     "af-accounting (the facility's usage service) cannot be reached right now. Your "
     "servers and clusters are not affected; try again in a minute."
@@ -54,7 +54,7 @@ class PanelUsage(LoggingConfigurable):
         af-accounting's API, as this notebook server reaches it, e.g.
         ``http://127.0.0.1:10101/services/af-accounting/api/v1/``. Default: the
         ``JHUB_AF_ACCOUNTING_URL`` environment variable, which
-        :func:`jhub_af.lab.usage.usage_hub_config` sets in every spawned server.
+        :func:`jhub_af.lab.usage_hub_config` sets in every spawned server.
         Empty: the Usage tab says that the server does not know the service.
         """,
     )
@@ -142,17 +142,3 @@ def usage_handlers(serverapp) -> list[tuple]:
     """The Usage tab's route for ``serverapp.web_app.add_handlers``."""
     route = serverapp.base_url.rstrip("/") + "/jhub-af/usage"
     return [(route, UsageHandler, {"usage": PanelUsage(parent=serverapp)})]
-
-
-def usage_hub_config(c) -> list[dict]:
-    """The hub's side: every notebook server learns af-accounting's URL and its token may
-    read the user's own usage. Call after ``accounting_hub_config``; returns the roles to
-    merge into ``c.JupyterHub.load_roles``."""
-    c.Spawner.environment = {**c.Spawner.get("environment", {}), ENV_URL: c.AccountingClient.url}
-    # the server role's default scopes stay (the role replaces JupyterHub's default)
-    scopes = [
-        "users:activity!user",
-        "access:servers!server",
-        "access:services!service=af-accounting",
-    ]
-    return [{"name": "server", "scopes": scopes}]

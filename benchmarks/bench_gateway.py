@@ -28,7 +28,8 @@ SPEC = {
 BARE = """
 _p = __import__("pathlib").Path({path!r})
 _text = _p.read_text().replace(
-    '"jhub_af.gateway.QuotaLocalBackend"', '"dask_gateway_server.backends.local.UnsafeLocalBackend"'
+    '"jhub_af.gateway.local.QuotaLocalBackend"',
+    '"dask_gateway_server.backends.local.UnsafeLocalBackend"',
 ).replace("c.QuotaLocalBackend.", "c.UnsafeLocalBackend.")
 _p.write_text("\\n".join(
     line for line in _text.splitlines()

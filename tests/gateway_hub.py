@@ -67,7 +67,7 @@ def gateway_hub_text(
 import json
 from jhub_af.accounting import accounting_hub_config
 from jhub_af.demo import DemoAuthenticator
-from jhub_af.demo.parts import add_roles
+from jhub_af.hub import add_roles
 from jhub_af.gateway import gateway_hub_config
 
 c.JupyterHub.authenticator_class = DemoAuthenticator

@@ -128,7 +128,7 @@ def test_gateway_runs_the_quota_backend_with_af_accounting_from_its_env(site, mo
     from deploy_chart import gateway_config
 
     from jhub_af.accounting.client import AccountingClient
-    from jhub_af.gateway import QuotaKubeBackend
+    from jhub_af.gateway.kube import QuotaKubeBackend
 
     values = merged_values("dask-gateway", site)
     env = {e["name"]: e for e in get(values, "gateway.env")}
@@ -153,7 +153,7 @@ def test_gateway_runs_the_quota_backend_with_af_accounting_from_its_env(site, mo
     monkeypatch.setenv("AF_ACCOUNTING_URL", env["AF_ACCOUNTING_URL"]["value"])
     monkeypatch.setenv("AF_ACCOUNTING_API_TOKEN", "from-the-secret")
     c = gateway_config(values)
-    assert c.DaskGateway.backend_class == "jhub_af.gateway.QuotaKubeBackend"
+    assert c.DaskGateway.backend_class == "jhub_af.gateway.kube.QuotaKubeBackend"
     backend = QuotaKubeBackend(config=c)
     client = AccountingClient(parent=backend)
     assert client.url == env["AF_ACCOUNTING_URL"]["value"]

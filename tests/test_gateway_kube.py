@@ -213,7 +213,7 @@ def make_backend(kube: FakeCustomObjects, accounting_client):
     """A QuotaKubeBackend with what KubeBackend.setup() would set (no API server)."""
     from dask_gateway_server.utils import Flag
 
-    from jhub_af.gateway import QuotaKubeBackend
+    from jhub_af.gateway.kube import QuotaKubeBackend
 
     backend = QuotaKubeBackend(gateway_instance="kube-test")
     backend.custom_client = kube

@@ -26,10 +26,11 @@ from jhub_af.accounting import RESERVE_SCOPE
 SERVICE = "dask-gateway"
 PREFIX = f"/services/{SERVICE}"
 ACCESS = f"access:services!service={SERVICE}"
-# backend name -> (the gateway's backend class, its cluster config class)
+# backend name -> (the gateway's backend class, named by its module, and its cluster
+# config class)
 BACKENDS = {
-    "local": ("QuotaLocalBackend", "LocalClusterConfig"),
-    "slurm": ("QuotaSlurmBackend", "SlurmClusterConfig"),
+    "local": ("jhub_af.gateway.local.QuotaLocalBackend", "LocalClusterConfig"),
+    "slurm": ("jhub_af.gateway.slurm.QuotaSlurmBackend", "SlurmClusterConfig"),
 }
 
 
@@ -63,7 +64,8 @@ def gateway_config_text(
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {sorted(BACKENDS)}, not {backend!r}")
-    backend_class, config_class = BACKENDS[backend]
+    backend_path, config_class = BACKENDS[backend]
+    backend_class = backend_path.rsplit(".", 1)[1]
     bin_dir = Path(job_bin or Path(sys.executable).parent)
     cluster = {
         "scheduler_cmd": [str(bin_dir / "dask"), "scheduler"],
@@ -88,7 +90,7 @@ c.Proxy.tcp_address = "127.0.0.1:{tcp_port}"
 c.Proxy.prefix = {PREFIX!r}
 c.DaskGateway.authenticator_class = "jhub_af.gateway.auth.HubAuthenticator"
 c.JupyterHubAuthenticator.jupyterhub_service_name = {SERVICE!r}
-c.DaskGateway.backend_class = "jhub_af.gateway.{backend_class}"
+c.DaskGateway.backend_class = {backend_path!r}
 c.{backend_class}.db_url = {"sqlite:///" + str(data_dir / "dask-gateway.sqlite")!r}
 c.{backend_class}.db_encrypt_keys = [open({str(data_dir / "encrypt-key")!r}).read().strip()]
 c.{backend_class}.stop_clusters_on_shutdown = False

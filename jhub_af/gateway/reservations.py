@@ -1,5 +1,5 @@
 """The af-accounting reservations a quota backend holds for each cluster, shared by
-the database backends (:mod:`jhub_af.gateway.quota`) and Kubernetes
+the database backends (:mod:`jhub_af.gateway.db_base`) and Kubernetes
 (:mod:`jhub_af.gateway.kube`).
 
 Each cluster holds ``{"cluster": rid, "free": [rid], "workers": {name: rid},
@@ -31,7 +31,7 @@ from jhub_af.accounting import (
     Reservation,
 )
 
-from . import QUOTA_REFUSAL_HEADER
+from .refusal import QUOTA_REFUSAL_HEADER
 
 # the reason a scale/adapt request was capped, read by the middleware of the same request
 _capped_reason: contextvars.ContextVar[str | None] = contextvars.ContextVar(

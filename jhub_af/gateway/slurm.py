@@ -1,5 +1,5 @@
 """The quota backend on Slurm: dask-gateway-server's jobqueue ``SlurmBackend`` with
-:class:`~jhub_af.gateway.quota.QuotaBackendMixin` (per-user cap across clusters,
+:class:`~jhub_af.gateway.db_base.QuotaBackendMixin` (per-user cap across clusters,
 reservations in af-accounting, housekeeping).
 
 The scheduler and every worker are Slurm jobs of the user (``sbatch`` run through
@@ -21,7 +21,7 @@ from __future__ import annotations
 from dask_gateway_server.backends.jobqueue.slurm import SlurmBackend
 from traitlets import Unicode
 
-from .quota import QuotaBackendMixin
+from .db_base import QuotaBackendMixin
 
 
 class QuotaSlurmBackend(QuotaBackendMixin, SlurmBackend):

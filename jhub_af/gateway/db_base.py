@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import json
 
-from dask_gateway_server.backends.local import UnsafeLocalBackend
-
 from jhub_af.accounting import AccountingClient
 
 from .housekeeping import HousekeepingMixin
@@ -139,8 +137,3 @@ class QuotaBackendMixin(QuotaReservationsMixin, HousekeepingMixin):
         await super().setup(app)
         self.task_pool.spawn(self._accounting_heartbeat_loop())
         self.setup_housekeeping()
-
-
-class QuotaLocalBackend(QuotaBackendMixin, UnsafeLocalBackend):
-    """dask-gateway-server's UnsafeLocalBackend (clusters run as the gateway's own user:
-    the demo and the tests) with af-accounting reservations and the per-user cap."""

@@ -10,6 +10,7 @@ from jhub_af import __version__
 
 
 def _port(text: str) -> int:
+    """A TCP port from the command line; argparse's error names the bad value."""
     try:
         port = int(text)
     except ValueError:
@@ -20,6 +21,7 @@ def _port(text: str) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    """`jhub-af demo`: the hub's exit status, or 2 with the reason on stderr."""
     from jhub_af.demo import DemoError, run_demo
 
     try:
@@ -38,11 +40,32 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
 
 
+def _demo_config():
+    """The demo facility's hub config, built in memory as `jhub-af demo` writes it."""
+    from traitlets.config import Config
+
+    from jhub_af.demo import DemoSettings, configure
+
+    c = Config()
+    settings = DemoSettings(
+        ip="127.0.0.1", port=8000, data_dir=".jhub-af-demo", hub_port=8081, proxy_api_port=8001
+    )
+    configure(c, settings)
+    return c
+
+
 def _check_config(args: argparse.Namespace) -> int:
-    from jhub_af.spawner.check import check_config
+    """`jhub-af check-config [FILE]`: the report on stdout; 1 when it finds problems,
+    2 when the configuration cannot be read (the reason on stderr)."""
+    from jhub_af.demo import demo_user_groups
+    from jhub_af.spawner import check_config, load_hub_config
 
     try:
-        status, text = check_config(args.file)
+        if args.file is None:
+            c, source = _demo_config(), "the demo's configuration"
+        else:
+            c, source = load_hub_config(args.file), args.file
+        status, text = check_config(c, source, demo_user_groups(c))
     except Exception as e:
         print(f"jhub-af check-config: cannot read the configuration: {e}", file=sys.stderr)
         return 2
@@ -51,24 +74,26 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _usage(args: argparse.Namespace) -> int:
-    from jhub_af.accounting.report import ReportError, parse_day, render, usage_rows
+    from jhub_af.accounting import ReportError, usage_report
 
     try:
-        rows = usage_rows(
+        report = usage_report(
             args.db_url,
+            fmt=args.format,
             user=args.user,
             group=args.group,
-            since=parse_day(args.since, "--since") if args.since else None,
-            until=parse_day(args.until, "--until") if args.until else None,
+            since=args.since,
+            until=args.until,
         )
     except ReportError as e:
         print(f"jhub-af usage: {e}", file=sys.stderr)
         return 2
-    print(render(rows, args.format))
+    print(report)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `jhub-af` parser; each command sets ``func``, which :func:`main` calls."""
     parser = argparse.ArgumentParser(
         prog="jhub-af", description="jhub_af: an analysis facility on JupyterHub."
     )
@@ -147,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one `jhub-af` command (``argv`` default: ``sys.argv[1:]``); its exit status.
+
+    Called by the ``jhub-af`` console script and ``python -m jhub_af.cli``.
+    """
     args = build_parser().parse_args(argv)
     return args.func(args)
 

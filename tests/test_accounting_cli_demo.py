@@ -14,11 +14,11 @@ import pytest
 import requests
 from harness import login, spawn_server, stop_server
 
-from jhub_af.accounting.examples import DEMO_POLICY
 from jhub_af.accounting.ledger import Ledger
 from jhub_af.accounting.policy import QuotaPolicy, effective_limits
 from jhub_af.accounting.resources import parse_request
 from jhub_af.cli import main
+from jhub_af.demo import DEMO_POLICY
 from jhub_af.hub import spawn_body
 
 HOUR = 3600.0

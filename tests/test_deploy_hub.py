@@ -18,10 +18,11 @@ import json
 
 import kubernetes_validate
 import pytest
+from batchspawner.api import BatchSpawnerAPIHandler
 from dask_gateway_server.backends.kubernetes.backend import KubeClusterConfig
 from dask_gateway_server.models import User as GatewayUser
 from deploy_chart import SITES, gateway_config, generated_token, get, hub_config, merged_values
-from jupyterhub import orm
+from jupyterhub import apihandlers, orm
 from jupyterhub.app import JupyterHub
 from jupyterhub.crypto import CryptKeeper
 from kubernetes_asyncio.client import ApiClient
@@ -34,6 +35,7 @@ from jhub_af.accounting.service import AccountingService
 from jhub_af.auth import IAMAuthenticator, bearer_token_roles
 from jhub_af.gateway.auth import HubAuthenticator
 from jhub_af.spawner import ProfileSpawner, parse_catalogue, select
+from jhub_af.spawner.callback import JobCallbackHandler
 from jhub_af.spawner.check import check_catalogue, known_groups_of
 from jhub_af.spawner.kube import KubeProfiles, kube_settings
 from jhub_af.spawner.slurm import GuardedSlurmSpawner
@@ -259,8 +261,13 @@ async def test_onprem_pod_mounts_cvmfs_from_the_node():
     assert paths == {"/cvmfs/cms.cern.ch", "/cvmfs/sft.cern.ch"}
 
 
-def test_onprem_slurm_backend_loads_its_config():
+def test_onprem_slurm_backend_loads_its_config(monkeypatch):
+    # the handlers a hub has before its config runs, batchspawner's among them
+    monkeypatch.setattr(
+        apihandlers, "default_handlers", [(r"/api/batchspawner", BatchSpawnerAPIHandler)]
+    )
     c = hub_config(merged_values("jupyterhub", "onprem-cvmfs-slurm"))
+    assert apihandlers.default_handlers == [(r"/api/batchspawner", JobCallbackHandler)]
     spawner = GuardedSlurmSpawner(config=c)
     assert spawner.exec_prefix.startswith("ssh -i /etc/jhub-af/ssh/id_ed25519 ")
     assert spawner.exec_prefix.endswith("sudo -u {username} --")

@@ -10,12 +10,16 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from batchspawner.api import BatchSpawnerAPIHandler
+from jupyterhub import apihandlers
 
-from jhub_af.spawner import DEMO_PROFILES, parse_catalogue, select
-from jhub_af.spawner.condor import GuardedCondorSpawner, condor_settings
-from jhub_af.spawner.examples import SLURM_EXAMPLE
+from jhub_af.demo import DEMO_PROFILES, SLURM_EXAMPLE
+from jhub_af.spawner import install_job_callback, parse_catalogue, select
+from jhub_af.spawner.batch_settings import condor_settings, slurm_settings, walltime
+from jhub_af.spawner.callback import JobCallbackHandler
+from jhub_af.spawner.condor import GuardedCondorSpawner
 from jhub_af.spawner.local import local_settings
-from jhub_af.spawner.slurm import GuardedSlurmSpawner, slurm_settings, walltime
+from jhub_af.spawner.slurm import GuardedSlurmSpawner
 
 CATALOGUE = parse_catalogue([*DEMO_PROFILES, SLURM_EXAMPLE])
 GPU_SLURM = parse_catalogue(
@@ -210,3 +214,34 @@ async def test_condor_job_description_is_built_from_the_profile_only():
     assert "RequestCpus = 8\n" in description
     assert "request_GPUs = 2\n" in description
     assert "Evil" not in description
+
+
+JOB_CALLBACK = r"/api/batchspawner"
+
+
+def test_install_job_callback_puts_the_guarded_handler_in_place_of_batchspawners(monkeypatch):
+    other = (r"/api/info", object)
+    monkeypatch.setattr(
+        apihandlers, "default_handlers", [other, (JOB_CALLBACK, BatchSpawnerAPIHandler)]
+    )
+    install_job_callback()
+    install_job_callback()  # a config read twice changes nothing more
+    assert apihandlers.default_handlers == [other, (JOB_CALLBACK, JobCallbackHandler)]
+
+
+async def test_a_batch_job_is_refused_on_a_hub_whose_config_did_not_guard_the_callback(
+    monkeypatch, tmp_path
+):
+    # what a hub config without install_job_callback() leaves: batchspawner's handler
+    monkeypatch.setattr(apihandlers, "default_handlers", [(JOB_CALLBACK, BatchSpawnerAPIHandler)])
+    submitted = tmp_path / "submitted"
+    spawner = _slurm_spawner(batch_submit_cmd=f"touch {submitted}")
+    with pytest.raises(RuntimeError) as refused:
+        await spawner.start()
+    assert str(refused.value) == (
+        "This hub does not guard the batch job's call-back, so it refuses to submit batch "
+        "jobs: the facility's admin must add `from jhub_af.spawner import "
+        "install_job_callback; install_job_callback()` to jupyterhub_config.py "
+        "(see docs/admin/profiles.md)."
+    )
+    assert not submitted.exists()

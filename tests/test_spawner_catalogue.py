@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from traitlets import TraitError
 
-from jhub_af.spawner import DEMO_PROFILES, CatalogueError, ProfileSpawner, parse_catalogue
+from jhub_af.demo import DEMO_PROFILES, SLURM_EXAMPLE
+from jhub_af.spawner import CatalogueError, ProfileSpawner, parse_catalogue
 from jhub_af.spawner.catalogue import visible_profiles
-from jhub_af.spawner.examples import SLURM_EXAMPLE
 
 
 def test_demo_and_example_catalogues_parse():

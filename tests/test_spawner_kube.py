@@ -9,7 +9,8 @@ from kubernetes_asyncio.client import ApiClient
 from kubespawner import KubeSpawner
 from traitlets.config import Config
 
-from jhub_af.spawner import DEMO_PROFILES, parse_catalogue, select
+from jhub_af.demo import DEMO_PROFILES
+from jhub_af.spawner import parse_catalogue, select
 from jhub_af.spawner.kube import KubeProfiles, kube_settings
 from jhub_af.spawner.spawner import apply_settings
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from jhub_af.demo import DEMO_PROFILES, SLURM_EXAMPLE
 from jhub_af.hub import spawn_body, unwrap_spawn_body
-from jhub_af.spawner import DEMO_PROFILES, ProfileRefused, parse_catalogue, select
-from jhub_af.spawner.examples import SLURM_EXAMPLE
+from jhub_af.spawner import ProfileRefused, parse_catalogue, select
 from jhub_af.spawner.options import options_from_form
 
 CATALOGUE = parse_catalogue([*DEMO_PROFILES, SLURM_EXAMPLE])

@@ -78,6 +78,9 @@ c.DemoAuthenticator.demo_users = {{
     {OTHER!r}: {{"groups": ["/cms"]}},
 }}
 c.JupyterHub.spawner_class = "af-profiles"
+# the job's call-back may set the port and nothing else
+from jhub_af.spawner import install_job_callback
+install_job_callback()
 c.ProfileSpawner.profiles = {json.dumps(profiles)}
 c.ProfileSpawner.backend_classes = {{
     "local": "jupyterhub.spawner.SimpleLocalProcessSpawner",

@@ -22,6 +22,19 @@ DEMO_USERS = {
 }
 
 
+def demo_user_groups(c) -> list[str]:
+    """The VO groups of the demo users a hub config ``c`` signs in, sorted; [] when its
+    authenticator is not :class:`DemoAuthenticator` (by class or as ``af-demo``).
+
+    Called by `jhub-af check-config`, so that the demo users' groups count as known.
+    """
+    authenticator = c.JupyterHub.get("authenticator_class")
+    if getattr(authenticator, "__name__", authenticator) not in ("DemoAuthenticator", "af-demo"):
+        return []
+    users = c.DemoAuthenticator.get("demo_users", DEMO_USERS)
+    return sorted({group for entry in users.values() for group in entry.get("groups", [])})
+
+
 class DemoAuthenticator(Authenticator):
     """Password login against a fixed table of demo users and their VO groups."""
 
@@ -78,6 +91,9 @@ class DemoAuthenticator(Authenticator):
     )
 
     async def authenticate(self, handler, data):
+        """The demo user ``data["username"]`` with their groups and admin flag, or None
+        for an unknown name or a wrong password. Raises LoginDenied (the page says why)
+        for a user the VO rule refuses. Called by JupyterHub's login handler."""
         name = self.normalize_username(data.get("username", ""))
         password = data.get("password", "")
         entry = self.demo_users.get(name)

@@ -9,22 +9,22 @@ joins the demo (accounting, Dask Gateway, SSH, the panel) adds its part to
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 from pathlib import Path
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 
 from jhub_af.accounting import accounting_hub_config
-from jhub_af.accounting.examples import DEMO_POLICY
 from jhub_af.auth import CUSTOM_SCOPES, IAMAuthenticator, bearer_token_roles
 from jhub_af.gateway import gateway_hub_config
-from jhub_af.gateway.examples import DEMO_GATEWAY_OPTIONS
-from jhub_af.spawner import DEMO_PROFILES, ProfileSpawner
-from jhub_af.spawner.examples import NO_CLUSTER
+from jhub_af.hub import add_roles, secret_file
+from jhub_af.spawner import ProfileSpawner, install_job_callback
 
 from .authenticator import DemoAuthenticator
+from .cluster_options import DEMO_GATEWAY_OPTIONS
 from .launcher import free_loopback_port
+from .policy import DEMO_POLICY
+from .profiles import DEMO_PROFILES, NO_CLUSTER
 from .settings import DemoSettings
 
 DEMO_VOS = ["/atlas", "/cms"]
@@ -48,27 +48,6 @@ def hub(c, s: DemoSettings) -> None:
     c.ConfigurableHTTPProxy.pid_file = str(data / "jupyterhub-proxy.pid")
 
 
-def add_roles(c, roles: list[dict]) -> None:
-    """Merge roles into ``c.JupyterHub.load_roles``; scopes of same-named roles are joined."""
-    merged = {r["name"]: dict(r) for r in c.JupyterHub.get("load_roles", [])}
-    for role in roles:
-        if role["name"] in merged:
-            scopes = merged[role["name"]].get("scopes", [])
-            merged[role["name"]]["scopes"] = scopes + [x for x in role["scopes"] if x not in scopes]
-        else:
-            merged[role["name"]] = dict(role)
-    c.JupyterHub.load_roles = list(merged.values())
-
-
-def _crypt_key(data: Path) -> bytes:
-    """The key that encrypts auth_state (IAM tokens), made once and kept in the data dir."""
-    path = data / "jupyterhub_crypt_key"
-    if not path.exists():
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_hex(32))
-    return bytes.fromhex(path.read_text().strip())
-
-
 def login(c, s: DemoSettings) -> None:
     """The demo login (alice, bob, carol, admin; password 'demo'), or IAM with --login iam."""
     if s.login != "iam":
@@ -81,7 +60,8 @@ def login(c, s: DemoSettings) -> None:
     c.IAMAuthenticator.client_secret = Path(s.client_secret_file).read_text().strip()
     c.IAMAuthenticator.oauth_callback_url = f"{s.public_url}/hub/oauth_callback"
     c.IAMAuthenticator.allowed_vos = DEMO_VOS
-    c.CryptKeeper.keys = [_crypt_key(s.data_path)]
+    # the key that encrypts auth_state (IAM tokens), made once and kept in the data dir
+    c.CryptKeeper.keys = [bytes.fromhex(secret_file(s.data_path / "jupyterhub_crypt_key"))]
     # notebooks get the user's access token in $BEARER_TOKEN_FILE
     c.JupyterHub.custom_scopes = CUSTOM_SCOPES
     add_roles(c, bearer_token_roles())
@@ -92,6 +72,8 @@ def notebooks(c, s: DemoSettings) -> None:
     from the demo's profiles (local ones run; kubernetes ones explain there is no cluster)."""
     bin_dir = Path(sys.executable).parent
     c.JupyterHub.spawner_class = ProfileSpawner
+    # no demo profile is a batch job, but a copy of this config may add one
+    install_job_callback()
     c.ProfileSpawner.profiles = DEMO_PROFILES
     c.ProfileSpawner.backend_classes = {"local": SimpleLocalProcessSpawner}
     c.ProfileSpawner.unavailable_backends = {"kubernetes": NO_CLUSTER}

@@ -6,7 +6,8 @@
 - a failed status query (a timeout, an ssh hiccup to the login node) does not
   mark a live server dead: only the batch system saying the job is gone does, or
   ``query_failure_limit`` failures in a row (batchspawner issue 315);
-- the job's call-back may set only the port (see :mod:`.callback`).
+- the job's call-back may set only the port (see :mod:`.callback`): no job is
+  submitted on a hub whose config did not install that handler.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from batchspawner import JobStatus
 from batchspawner.batchspawner import format_template
 from traitlets import Integer, Unicode
 from traitlets.config import LoggingConfigurable
+
+from .callback import NOT_INSTALLED, job_callback_installed
 
 # what a req_* value that reaches a job script or a command line may contain
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9:._,=/-]*$")
@@ -53,7 +56,24 @@ class BatchGuards(LoggingConfigurable):
 
     _query_failures = 0
 
+    async def start(self):
+        """Submit the job, as batchspawner does, once the job's call-back is guarded.
+
+        Raises RuntimeError (the admin's fix in its sentence) when the hub config did
+        not call :func:`jhub_af.spawner.install_job_callback`: batchspawner's own
+        handler would let the job rewrite its spawner. Called by ProfileSpawner.start.
+        """
+        if not job_callback_installed():
+            raise RuntimeError(NOT_INSTALLED)
+        return await super().start()
+
     def get_req_subvars(self):
+        """batchspawner's ``req_*`` values, each re-checked just before use.
+
+        Raises RuntimeError when the user name is not a POSIX user name or a value
+        built from the catalogue holds a character outside SAFE_VALUE. Called by
+        batchspawner before every command and job script.
+        """
         if not SAFE_USERNAME.match(self.user.name):
             raise RuntimeError(
                 f"The user name {self.user.name!r} cannot be used on the batch system "
@@ -74,6 +94,8 @@ class BatchGuards(LoggingConfigurable):
         return format_template(self.batch_script, **safe)
 
     async def query_job_status(self):
+        """The job's state from the batch system (batchspawner's hook, called by its
+        ``poll``); a failed query is "unknown" until ``query_failure_limit`` in a row."""
         if not self.job_id:
             self.job_status = ""
             return JobStatus.NOTFOUND
@@ -99,6 +121,7 @@ class BatchGuards(LoggingConfigurable):
         return JobStatus.NOTFOUND
 
     def _query_failed(self, error: str) -> JobStatus:
+        """What a failed status query means: gone, or unknown until the limit."""
         self.job_status = ""
         if self.job_gone_pattern and re.search(self.job_gone_pattern, error):
             self._query_failures = 0
@@ -120,5 +143,7 @@ class BatchGuards(LoggingConfigurable):
         return JobStatus.NOTFOUND
 
     def accept_job_port(self, port: int) -> None:
-        """The only thing a job may tell the hub: the port its notebook listens on."""
+        """The only thing a job may tell the hub: the port its notebook listens on.
+
+        Called by :class:`jhub_af.spawner.callback.JobCallbackHandler`."""
         self.port = port

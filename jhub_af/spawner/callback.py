@@ -1,10 +1,9 @@
 """The batch job's call-back to the hub, accepting the port and nothing else.
 
-batchspawner's own handler (``/hub/api/batchspawner``) sets *any* attribute of
-the spawner that the job posts, so a user's job could rewrite its spawner's
-command, IP or state. This handler takes the place of that route: the body
-must be exactly ``{"port": N}`` with N a TCP port, and it goes to the backend
-spawner behind the ProfileSpawner through ``accept_job_port``.
+:class:`JobCallbackHandler` takes the place of batchspawner's
+``/hub/api/batchspawner`` handler once the hub config calls
+:func:`install_job_callback`; :func:`job_callback_installed` tells the batch
+spawners whether it did.
 """
 
 from __future__ import annotations
@@ -17,8 +16,25 @@ from tornado import web
 
 ROUTE = r"/api/batchspawner"
 
+NOT_INSTALLED = (
+    "This hub does not guard the batch job's call-back, so it refuses to submit batch "
+    "jobs: the facility's admin must add `from jhub_af.spawner import "
+    "install_job_callback; install_job_callback()` to jupyterhub_config.py "
+    "(see docs/admin/profiles.md)."
+)
+
 
 class JobCallbackHandler(APIHandler):
+    """``POST /hub/api/batchspawner`` from a batch job: ``{"port": N}`` and nothing else.
+
+    batchspawner's own handler sets *any* attribute of the spawner that the job
+    posts, so a user's job could rewrite its spawner's command, IP or state. This
+    one answers 403 when the token belongs to no server of the user, 400 when the
+    body is anything but ``{"port": N}`` with N a TCP port, and otherwise gives
+    the port to the backend spawner behind the ProfileSpawner through
+    ``accept_job_port`` (201).
+    """
+
     @web.authenticated
     def post(self):
         token = self.get_auth_token()
@@ -40,10 +56,31 @@ class JobCallbackHandler(APIHandler):
         self.finish(json.dumps({"message": "port received"}))
 
 
-def install() -> None:
-    """Put JobCallbackHandler where batchspawner's handler is (or would be)."""
+def install_job_callback() -> None:
+    """Serve the batch job's call-back with :class:`JobCallbackHandler`, not batchspawner's.
+
+    Patches ``jupyterhub.apihandlers.default_handlers``: imports batchspawner
+    (whose import appends its own handler there), removes every handler of
+    ``/api/batchspawner`` and appends ours. The hub builds its web application
+    from that list once, after reading its config, so this must be called from
+    ``jupyterhub_config.py``; called later it changes nothing the hub serves.
+    Idempotent; returns nothing.
+
+    Called by the hub config of every facility with slurm or condor profiles
+    (the demo's and the Helm values' included). Without it the guarded batch
+    spawners refuse to start (:func:`job_callback_installed`).
+    """
     import batchspawner  # noqa: F401 (registers its handler, which we replace)
 
     handlers = apihandlers.default_handlers
     handlers[:] = [h for h in handlers if h[0] != ROUTE]
     handlers.append((ROUTE, JobCallbackHandler))
+
+
+def job_callback_installed() -> bool:
+    """Whether :func:`install_job_callback` is the only handler of the job's call-back.
+
+    Called by :meth:`jhub_af.spawner.batch.BatchGuards.start` before submitting a job.
+    """
+    served = [h[1] for h in apihandlers.default_handlers if h[0] == ROUTE]
+    return served == [JobCallbackHandler]

@@ -1,34 +1,35 @@
 """`jhub-af check-config`: which profiles each group's members see, and what is wrong.
 
 :func:`check_catalogue` is pure (catalogue entries + known groups -> report);
-:func:`load_hub_config` reads a ``jupyterhub_config.py`` (or builds the demo's).
+:func:`check_config` applies it to a hub config, which the CLI reads with
+:func:`load_hub_config` (or builds from the demo).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from traitlets.config import Config, PyFileConfigLoader
 
+from jhub_af.accounting import BadRequest, memory_bytes
+
 from .catalogue import CatalogueError, Profile, parse_profile
 from .kube import KubeProfiles
-
-BYTES = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-def _bytes(spec: str) -> int:
-    return int(spec[:-1]) * BYTES[spec[-1]]
 
 
 @dataclass
 class Report:
+    """What check-config found: the profiles each group sees, and the problems."""
+
     by_group: dict[str, list[str]] = field(default_factory=dict)
     everyone: list[str] = field(default_factory=list)
     admins_also: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def text(self, source: str) -> str:
+        """The report as printed, ``source`` naming the config it is about."""
         lines = [f"Profiles in {source}, by the group a user is in:"]
         width = max((len(g) for g in self.by_group), default=0)
         for group, slugs in self.by_group.items():
@@ -44,12 +45,22 @@ class Report:
         return "\n".join(lines)
 
 
-def _resource_problems(p: Profile, gpu_types: dict) -> list[str]:
-    problems = []
-    if p.memory_guarantee and _bytes(p.memory_guarantee) > _bytes(p.memory):
-        problems.append(
+def _memory_problems(p: Profile) -> list[str]:
+    if not p.memory_guarantee:
+        return []
+    try:
+        above = memory_bytes(p.memory_guarantee) > memory_bytes(p.memory)
+    except BadRequest as e:
+        return [f"profile {p.slug!r}: {e}"]
+    if above:
+        return [
             f"profile {p.slug!r}: memory_guarantee {p.memory_guarantee} is above memory {p.memory}"
-        )
+        ]
+    return []
+
+
+def _resource_problems(p: Profile, gpu_types: dict) -> list[str]:
+    problems = _memory_problems(p)
     if p.backend == "kubernetes" and p.gpu_type and p.gpu_type not in gpu_types:
         problems.append(
             f"profile {p.slug!r}: GPU type {p.gpu_type!r} has no entry in KubeProfiles.gpu_types "
@@ -61,7 +72,12 @@ def _resource_problems(p: Profile, gpu_types: dict) -> list[str]:
 
 
 def check_catalogue(entries, known_groups, gpu_types: dict | None = None) -> Report:
-    """Report the profiles each known group sees, and every problem found."""
+    """Report the profiles each known group sees, and every problem found.
+
+    ``entries`` is ``ProfileSpawner.profiles`` (plain dicts), ``known_groups`` the
+    facility's VO groups, ``gpu_types`` ``KubeProfiles.gpu_types`` (default: its
+    default). Never raises for a bad catalogue: each fault becomes a problem.
+    """
     gpu_types = KubeProfiles().gpu_types if gpu_types is None else gpu_types
     report = Report()
     profiles: list[Profile] = []
@@ -95,49 +111,36 @@ def check_catalogue(entries, known_groups, gpu_types: dict | None = None) -> Rep
     return report
 
 
-def demo_config() -> Config:
-    """The demo facility's configuration, built in memory as `jhub-af demo` writes it."""
-    from jhub_af.demo import DemoSettings, configure
+def load_hub_config(path: str) -> Config:
+    """The Config a ``jupyterhub_config.py`` at ``path`` builds (its code runs).
 
-    c = Config()
-    settings = DemoSettings(
-        ip="127.0.0.1", port=8000, data_dir=".jhub-af-demo", hub_port=8081, proxy_api_port=8001
-    )
-    configure(c, settings)
-    return c
-
-
-def load_hub_config(path: str | None) -> Config:
-    if path is None:
-        return demo_config()
+    Raises FileNotFoundError when ``path`` is not a file, and whatever the file
+    raises. Called by `jhub-af check-config FILE`.
+    """
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"{path} is not a file; give a jupyterhub_config.py")
     return PyFileConfigLoader(file.name, path=str(file.parent.resolve())).load_config()
 
 
-def known_groups_of(c: Config) -> list[str]:
+def known_groups_of(c: Config, user_groups: Iterable[str] = ()) -> list[str]:
     """The VO groups a config names: ProfileSpawner.known_groups, the authenticator's
-    allowed VOs (and the demo's users), and JupyterHub.load_groups."""
-    groups = set(c.ProfileSpawner.get("known_groups", []))
+    allowed VOs, JupyterHub.load_groups, and ``user_groups`` (the groups of users the
+    config signs in from a table, such as the demo's)."""
+    groups = set(c.ProfileSpawner.get("known_groups", [])) | set(user_groups)
     for cls in ("DemoAuthenticator", "IAMAuthenticator"):
         groups |= set(c[cls].get("allowed_vos", []))
-    authenticator = c.JupyterHub.get("authenticator_class")
-    name = getattr(authenticator, "__name__", authenticator)
-    if name in ("DemoAuthenticator", "af-demo"):
-        from jhub_af.demo import DEMO_USERS
-
-        users = c.DemoAuthenticator.get("demo_users", DEMO_USERS)
-        for entry in users.values():
-            groups |= set(entry.get("groups", []))
     groups |= set(c.JupyterHub.get("load_groups", {}))
     return sorted(groups)
 
 
-def check_config(path: str | None) -> tuple[int, str]:
-    """(exit status, text) for `jhub-af check-config [FILE]`: 1 when problems are found."""
-    c = load_hub_config(path)
-    source = path or "the demo's configuration"
+def check_config(c: Config, source: str, user_groups: Iterable[str] = ()) -> tuple[int, str]:
+    """(exit status, text) for `jhub-af check-config`: 1 when problems are found.
+
+    ``c`` is the hub's Config, ``source`` names it in the text, ``user_groups`` adds
+    known groups (:func:`known_groups_of`). Called by :mod:`jhub_af.cli`.
+    """
     gpu_types = c.KubeProfiles.get("gpu_types", KubeProfiles().gpu_types)
-    report = check_catalogue(c.ProfileSpawner.get("profiles", []), known_groups_of(c), gpu_types)
+    entries = c.ProfileSpawner.get("profiles", [])
+    report = check_catalogue(entries, known_groups_of(c, user_groups), gpu_types)
     return (1 if report.problems else 0), report.text(source)

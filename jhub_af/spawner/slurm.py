@@ -1,9 +1,8 @@
-"""The slurm backend: a notebook as a Slurm job, through batchspawner's SlurmSpawner.
+"""The slurm backend's spawner: a notebook as a Slurm job, through batchspawner.
 
-:func:`slurm_settings` is pure: profile -> ``req_*`` traits (partition, account,
-QOS, walltime, cores, memory, GPUs as gres). :class:`GuardedSlurmSpawner` is
-SlurmSpawner with the guards of :mod:`.batch`, the account and QOS lines its
-script lacks, and progress messages that say where the job is.
+:class:`GuardedSlurmSpawner` is SlurmSpawner with the guards of :mod:`.batch`,
+the account and QOS lines its script lacks, and progress messages that say where
+the job is. What a profile means for it is :func:`.batch_settings.slurm_settings`.
 
 Remote submission to an HPC login node is batchspawner's ``exec_prefix``, e.g.
 ``c.GuardedSlurmSpawner.exec_prefix = "ssh -o BatchMode=yes {{username}}@login.hpc"``.
@@ -17,7 +16,7 @@ from batchspawner import SlurmSpawner
 from traitlets import Unicode, default
 
 from .batch import BatchGuards
-from .options import Selection
+from .batch_settings import slurm_settings  # noqa: F401 (spawner.py's import, until it moves)
 
 JOB_SCRIPT = SlurmSpawner.batch_script.default_value.replace(
     "#SBATCH --export",
@@ -25,32 +24,6 @@ JOB_SCRIPT = SlurmSpawner.batch_script.default_value.replace(
     "{% if qos %}#SBATCH --qos={{qos}}\n{% endif %}"
     "#SBATCH --export",
 )
-
-
-def walltime(hours: int) -> str:
-    """Whole hours -> Slurm's ``days-hours:minutes:seconds``."""
-    return f"{hours // 24}-{hours % 24:02d}:00:00"
-
-
-def gres(gpu_type: str, count: int) -> str:
-    return f"gpu:{gpu_type}:{count}" if gpu_type else ""
-
-
-def slurm_settings(selection: Selection) -> dict:
-    """Profile -> SlurmSpawner ``req_*`` traits."""
-    profile = selection.profile
-    settings = {
-        "req_partition": selection.partition,
-        "req_account": profile.account,
-        "req_qos": profile.qos,
-        "req_runtime": walltime(selection.walltime_hours) if selection.walltime_hours else "",
-        "req_nprocs": str(selection.cores),
-        "req_memory": selection.memory,
-        "req_gres": gres(profile.gpu_type, profile.gpu_count),
-    }
-    if profile.environment:
-        settings["req_prologue"] = f"export PATH={profile.environment}/bin:$PATH"
-    return settings
 
 
 class GuardedSlurmSpawner(BatchGuards, SlurmSpawner):

@@ -1,4 +1,4 @@
-"""The quota policy of the demo facility (``jhub-af demo``), also the docs' example.
+"""The demo facility's af-accounting policy (``jhub-af demo``), also the docs' example.
 
 alice (/atlas/users) may run 1 server of up to 2 cores; bob (/cms/gpu) may run
 1 server with a GPU; both have a monthly core-hour budget. Dask limits are set

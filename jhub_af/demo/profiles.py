@@ -1,8 +1,10 @@
-"""Example catalogues: the demo's, and the ones the admin docs show.
+"""The demo's profile catalogue, and the slurm profile the admin docs show.
 
 ``DEMO_PROFILES`` is what `jhub-af demo` offers: two local profiles, and the
 kubernetes CVMFS and GPU profiles a real facility would have, shown to admins
-only because the demo has no cluster (choosing one says so).
+only because the demo has no cluster (choosing one says ``NO_CLUSTER``).
+``SLURM_EXAMPLE`` is docs/admin/profiles.md's HPC profile; the demo, which has
+no Slurm, does not offer it (the tests parse and select it).
 """
 
 RAPIDS = "nvcr.io/nvidia/rapidsai/notebooks"

@@ -21,8 +21,6 @@ Kubernetes backend: :mod:`jhub_af.gateway.reservations`.
 
 from __future__ import annotations
 
-import json
-
 from jhub_af.accounting import AccountingClient
 
 from .housekeeping import HousekeepingMixin
@@ -39,8 +37,8 @@ class QuotaBackendMixin(QuotaReservationsMixin, HousekeepingMixin):
     def _saved_reservations(self, cluster) -> dict | None:
         return (cluster.state or {}).get(STATE_KEY)
 
-    async def _save_reservations(self, cluster, held: dict) -> None:
-        self.db.update_cluster(cluster, state={**(cluster.state or {}), STATE_KEY: held})
+    async def _save_reservations(self, cluster, saved: dict) -> None:
+        self.db.update_cluster(cluster, state={**(cluster.state or {}), STATE_KEY: saved})
 
     def _worker_resources(self, cluster) -> dict:
         config = cluster.config
@@ -57,7 +55,8 @@ class QuotaBackendMixin(QuotaReservationsMixin, HousekeepingMixin):
         r = await self._reserve_cluster(user.name, config.scheduler_cores, config.scheduler_memory)
         cluster = self.db.create_cluster(user.name, options, config.to_dict())
         lifetime = self.lifetime_of(user)
-        self._held(cluster).update(cluster=r.id, lifetime=lifetime)
+        held = self._held(cluster)
+        held.cluster, held.lifetime = r.id, lifetime
         await self._save(cluster)
         self.log.info("Created cluster %s for user %s", cluster.name, user.name)
         self.record("cluster-created", cluster, cores=config.scheduler_cores, lifetime=lifetime)
@@ -87,37 +86,37 @@ class QuotaBackendMixin(QuotaReservationsMixin, HousekeepingMixin):
         await super()._check_cluster_scale(cluster)
 
     def cluster_lifetime(self, cluster) -> float:
-        lifetime = self._held(cluster)["lifetime"]
+        lifetime = self._held(cluster).lifetime
         return self.max_cluster_lifetime if lifetime is None else lifetime
 
     # ---- life cycle: attach, confirm, release ---------------------------------------
 
     async def do_start_cluster(self, cluster):
         async for state in super().do_start_cluster(cluster):
-            yield {**state, STATE_KEY: json.loads(json.dumps(self._held(cluster)))}
+            yield {**state, STATE_KEY: self._held(cluster).to_saved()}
 
     async def _cluster_to_running(self, cluster):
         await super()._cluster_to_running(cluster)
-        held = self._held(cluster)
-        if held["cluster"] and held["cluster"] not in held["confirmed"]:
-            await self._confirm(cluster, held["cluster"], f"cluster {cluster.name}")
+        rid = self._held(cluster).unconfirmed_cluster()
+        if rid:
+            await self._confirm(cluster, rid, f"cluster {cluster.name}")
 
     async def do_start_worker(self, worker):
         cluster = worker.cluster
         async with self._lock(cluster):
             held = self._held(cluster)
-            if worker.name not in held["workers"] and held["free"]:
-                held["workers"][worker.name] = held["free"].pop()
+            if worker.name not in held.workers and held.free:
+                held.workers[worker.name] = held.free.pop()
                 await self._save(cluster)
         async for state in super().do_start_worker(worker):
             yield state
 
     async def _confirm_running(self, cluster) -> None:
         held = self._held(cluster)
-        for name, rid in list(held["workers"].items()):
+        for name, rid in list(held.workers.items()):
             worker = cluster.workers.get(name)
             running = worker is not None and worker.status.name == "RUNNING"
-            if running and rid not in held["confirmed"]:
+            if running and rid not in held.confirmed:
                 await self._confirm(cluster, rid, f"worker {name}")
 
     async def _worker_to_stopped(self, worker):

@@ -40,6 +40,11 @@ def lifetime_for(default: float, by_group: dict, groups) -> float:
 class HousekeepingMixin(Configurable):
     """Mixed into the quota backend; expects ``self.db``, ``self.task_pool``, ``self.log``."""
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # user -> when (ms) their server was last seen running
+        self._servers_seen: dict[str, float] = {}
+
     max_cluster_lifetime = Float(
         0.0,
         min=0.0,
@@ -105,8 +110,6 @@ class HousekeepingMixin(Configurable):
         """Called on every scheduler heartbeat (a hook for later activity rules)."""
 
     def setup_housekeeping(self) -> None:
-        # user -> when (ms) their server was last seen running
-        self._servers_seen: dict[str, float] = {}
         if self._lifetimes_apply() or self.stop_with_server:
             self.task_pool.spawn(self._housekeeping_loop())
 

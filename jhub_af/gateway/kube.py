@@ -51,7 +51,7 @@ from kubernetes_asyncio.client.rest import ApiException
 
 from jhub_af.accounting import AccountingClient
 
-from .reservations import QuotaReservationsMixin, capped_middleware, empty_held
+from .reservations import HeldReservations, QuotaReservationsMixin, capped_middleware
 
 ANNOTATION = "jhub-af/reservations"
 
@@ -71,17 +71,25 @@ class QuotaKubeBackend(QuotaReservationsMixin, KubeBackend):
     """dask-gateway-server's KubeBackend with af-accounting reservations and the
     per-user cap on workers across clusters."""
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # clusters whose reservations were released (Stopped, Failed): never twice
+        self._finished_clusters: set[str] = set()
+        # KubeBackend has no task pool of its own (the database backends do)
+        self.task_pool = TaskPool()
+
     # ---- where the reservations are kept: an annotation of the DaskCluster -----------
 
     def _saved_reservations(self, cluster) -> dict | None:
+        # KubeBackend makes its informer in setup(): none before that
         informer = getattr(self, "informer", None)
         return saved_reservations(informer.get(cluster.name) if informer else None)
 
-    async def _save_reservations(self, cluster, held: dict) -> None:
+    async def _save_reservations(self, cluster, saved: dict) -> None:
         namespace, name = cluster.name.split(".")
         # a merge patch: only this annotation changes, and it works even if someone
         # removed all annotations (a JSON patch "add" needs /metadata/annotations)
-        patch = {"metadata": {"annotations": {ANNOTATION: json.dumps(held)}}}
+        patch = {"metadata": {"annotations": {ANNOTATION: json.dumps(saved)}}}
         try:
             await self.custom_client.patch_namespaced_custom_object(
                 "gateway.dask.org",
@@ -113,22 +121,20 @@ class QuotaKubeBackend(QuotaReservationsMixin, KubeBackend):
         r = await self._reserve_cluster(user.name, config.scheduler_cores, config.scheduler_memory)
         obj = self.make_cluster_object(user.name, options, config)
         cluster_name = f"{config.namespace}.{obj['metadata']['name']}"
-        held = empty_held({"cluster": r.id})
+        held = HeldReservations(cluster=r.id)
         # a new dict: make_cluster_object hands out common_annotations itself
         obj["metadata"]["annotations"] = {
             **(obj["metadata"].get("annotations") or {}),
-            ANNOTATION: json.dumps(held),
+            ANNOTATION: json.dumps(held.to_saved()),
         }
-        if not hasattr(self, "_af_held"):
-            self._af_held = {}
-        self._af_held[cluster_name] = held
+        self._held_by_cluster[cluster_name] = held
         self.log.info("Creating cluster %s for user %s", cluster_name, user.name)
         try:
             await self.custom_client.create_namespaced_custom_object(
                 "gateway.dask.org", self.crd_version, config.namespace, "daskclusters", obj
             )
         except BaseException:
-            self._af_held.pop(cluster_name, None)
+            self._held_by_cluster.pop(cluster_name, None)
             await self._release(r.id, f"cluster {cluster_name}")
             raise
         return cluster_name
@@ -155,7 +161,7 @@ class QuotaKubeBackend(QuotaReservationsMixin, KubeBackend):
         # closing workers are still running (being retired): they keep theirs
         alive = set(msg.get("active_workers") or []) | set(msg.get("closing_workers") or [])
         async with self._lock(cluster):
-            gone = [name for name in self._held(cluster)["workers"] if name not in alive]
+            gone = [name for name in self._held(cluster).workers if name not in alive]
         for name in gone:
             await self._release_worker(cluster, name)
 
@@ -164,25 +170,25 @@ class QuotaKubeBackend(QuotaReservationsMixin, KubeBackend):
             held = self._held(cluster)
             bound = False
             for name in sorted(active):
-                if name in held["workers"]:
+                if name in held.workers:
                     continue
-                if not held["free"]:
+                if not held.free:
                     # more pods than granted (for a moment: a replacement before its
                     # predecessor is reported closed); bound at a later heartbeat
                     self.log.info("Worker %s of %s has no reservation yet", name, cluster.name)
                     break
-                held["workers"][name] = held["free"].pop()
+                held.workers[name] = held.free.pop()
                 bound = True
             if bound:
                 await self._save(cluster)
-            for name, rid in list(held["workers"].items()):
-                if rid not in held["confirmed"]:
+            for name, rid in list(held.workers.items()):
+                if rid not in held.confirmed:
                     await self._confirm(cluster, rid, f"worker {name}")
 
     # ---- the cluster's phase: confirm when running, release when done ----------------
 
     def _finished(self, cluster_name: str) -> bool:
-        return cluster_name in getattr(self, "_af_finished", set())
+        return cluster_name in self._finished_clusters
 
     async def sync_cluster(self, cluster_name):
         old = self.clusters.get(cluster_name)
@@ -191,23 +197,20 @@ class QuotaKubeBackend(QuotaReservationsMixin, KubeBackend):
         if cluster is None:  # the object was deleted
             if old is not None:
                 await self._finish(old, "deleted")
-            if hasattr(self, "_af_finished"):
-                self._af_finished.discard(cluster_name)
+            self._finished_clusters.discard(cluster_name)
         elif cluster.status >= models.ClusterStatus.STOPPED:
             await self._finish(cluster, cluster.status.name)
         elif cluster.status == models.ClusterStatus.RUNNING and not self._finished(cluster_name):
             async with self._lock(cluster):
-                held = self._held(cluster)
-                if held["cluster"] and held["cluster"] not in held["confirmed"]:
-                    await self._confirm(cluster, held["cluster"], f"cluster {cluster_name}")
+                rid = self._held(cluster).unconfirmed_cluster()
+                if rid:
+                    await self._confirm(cluster, rid, f"cluster {cluster_name}")
 
     async def _finish(self, cluster, why: str) -> None:
         """Release all that ``cluster`` holds, once."""
         if self._finished(cluster.name):
             return
-        if not hasattr(self, "_af_finished"):
-            self._af_finished = set()
-        self._af_finished.add(cluster.name)
+        self._finished_clusters.add(cluster.name)
         await self._release_all(cluster)
         self.log.info("Released the reservations of cluster %s (%s)", cluster.name, why)
 
@@ -217,10 +220,8 @@ class QuotaKubeBackend(QuotaReservationsMixin, KubeBackend):
         self.accounting = AccountingClient(parent=self, log=self.log)
         app.middlewares.append(capped_middleware)
         await super().setup(app)
-        self.task_pool = TaskPool()
         self.task_pool.spawn(self._accounting_heartbeat_loop())
 
     async def cleanup(self):
-        if hasattr(self, "task_pool"):
-            await self.task_pool.close()
+        await self.task_pool.close()
         await super().cleanup()

@@ -1,23 +1,19 @@
-"""The af-accounting reservations a quota backend holds for each cluster, shared by
-the database backends (:mod:`jhub_af.gateway.db_base`) and Kubernetes
-(:mod:`jhub_af.gateway.kube`).
+"""The af-accounting reservations a quota backend holds for each cluster.
 
-Each cluster holds ``{"cluster": rid, "free": [rid], "workers": {name: rid},
-"confirmed": [rid], "lifetime": seconds}``: its ``dask-cluster`` reservation, worker
-reservations granted but not yet bound to a worker, the ones bound to a worker, and
-those confirmed (core-hours counting). A backend says where the held reservations
-are kept (:meth:`QuotaReservationsMixin._saved_reservations`, ``_save_reservations``:
-the cluster's state in the gateway's database, or an annotation of the DaskCluster
-object) and what one worker costs (``_worker_resources``); the cap, the refusal
-messages, confirm and release are here, once.
+Shared by the database backends (:mod:`jhub_af.gateway.db_base`) and Kubernetes
+(:mod:`jhub_af.gateway.kube`): each cluster's reservations are a
+:class:`HeldReservations`; the cap on workers, the refusal messages, confirm and
+release are :class:`QuotaReservationsMixin`'s; where the reservations are kept and
+what a worker costs are each backend's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
 import time
+from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 from aiohttp import web
 from traitlets import Float, Instance
@@ -39,21 +35,77 @@ _capped_reason: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 
-def empty_held(saved: dict | None = None) -> dict:
-    """A cluster's held reservations, from what was saved (or nothing)."""
-    saved = saved or {}
-    return {
-        "cluster": saved.get("cluster"),
-        "free": list(saved.get("free", [])),
-        "workers": dict(saved.get("workers", {})),
-        "confirmed": list(saved.get("confirmed", [])),
-        "lifetime": saved.get("lifetime"),
-    }
+@dataclass
+class HeldReservations:
+    """The af-accounting reservation ids one cluster holds.
+
+    Saved (:meth:`to_saved`) in the cluster's state or its DaskCluster's annotation as
+    a JSON object with these five keys, so a restarted gateway reads it back
+    (:meth:`from_saved`).
+    """
+
+    #: the cluster's own ``dask-cluster`` reservation (None once released)
+    cluster: str | None = None
+    #: ``dask-worker`` reservations granted but not yet bound to a worker
+    free: list[str] = field(default_factory=list)
+    #: worker name -> the ``dask-worker`` reservation bound to it
+    workers: dict[str, str] = field(default_factory=dict)
+    #: reservations confirmed in af-accounting (core-hours counting): renewed by heartbeats
+    confirmed: list[str] = field(default_factory=list)
+    #: the cluster's maximum lifetime in seconds (0: none; None: the backend's default)
+    lifetime: float | None = None
+
+    @classmethod
+    def from_saved(cls, saved: dict | None) -> HeldReservations:
+        """The record saved by :meth:`to_saved` (missing keys empty; None: all empty)."""
+        saved = saved or {}
+        return cls(
+            cluster=saved.get("cluster"),
+            free=list(saved.get("free", [])),
+            workers=dict(saved.get("workers", {})),
+            confirmed=list(saved.get("confirmed", [])),
+            lifetime=saved.get("lifetime"),
+        )
+
+    def to_saved(self) -> dict:
+        """A JSON-ready copy: ``{"cluster", "free", "workers", "confirmed", "lifetime"}``."""
+        return asdict(self)
+
+    def count(self) -> int:
+        """The worker reservations held, bound or not."""
+        return len(self.free) + len(self.workers)
+
+    def unconfirmed_cluster(self) -> str | None:
+        """The cluster's own reservation if it is held and not yet confirmed."""
+        if self.cluster and self.cluster not in self.confirmed:
+            return self.cluster
+        return None
+
+    def take_all(self) -> list[str]:
+        """Every reservation id held (workers', free, the cluster's); empties the record."""
+        ids = [*self.workers.values(), *self.free, self.cluster]
+        self.cluster, self.free, self.workers, self.confirmed = None, [], {}, []
+        return [rid for rid in ids if rid]
+
+
+class Refusal(NamedTuple):
+    """af-accounting's last refusal of a worker for one cluster."""
+
+    at: float  # time.monotonic() of the refusal
+    reason: str
 
 
 class QuotaReservationsMixin(Configurable):
-    """The reservation bookkeeping of a quota backend (mixed in before the backend);
-    expects ``self.log``."""
+    """The reservation bookkeeping of a quota backend, mixed in before the backend.
+
+    Expects ``self.log``. A backend provides :meth:`_saved_reservations`,
+    :meth:`_save_reservations`, :meth:`_worker_resources` and
+    :meth:`_clusters_to_renew`, sets :attr:`accounting` in its ``setup`` and runs
+    :meth:`_accounting_heartbeat_loop`; it calls :meth:`_reserve_cluster` in
+    ``start_cluster``, :meth:`_cap` where dask-gateway-server decides a worker
+    count, :meth:`_confirm` when a worker or cluster runs and the ``_release_*``
+    methods when they stop.
+    """
 
     accounting = Instance(AccountingClient, help="The af-accounting client (c.AccountingClient).")
 
@@ -80,18 +132,29 @@ class QuotaReservationsMixin(Configurable):
         """,
     )
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        # cluster name -> what it holds; read from where the backend saved it on first use
+        self._held_by_cluster: dict[str, HeldReservations] = {}
+        # cluster name -> its lock: a scale request and a heartbeat may cap at once
+        self._locks: dict[str, asyncio.Lock] = {}
+        # cluster name -> af-accounting's last refusal of a worker for it
+        self._last_refusal: dict[str, Refusal] = {}
+
     # ---- what each backend provides -------------------------------------------------
 
     def _saved_reservations(self, cluster) -> dict | None:
-        """The held reservations saved for ``cluster`` (after a restart), if any."""
+        """The record saved for ``cluster`` (:meth:`HeldReservations.to_saved`) by an
+        earlier gateway process, or None. Called the first time a cluster is seen."""
         return None
 
-    async def _save_reservations(self, cluster, held: dict) -> None:
-        """Keep ``held`` where a restarted gateway finds it."""
+    async def _save_reservations(self, cluster, saved: dict) -> None:
+        """Keep ``saved`` (:meth:`HeldReservations.to_saved`) where a restarted gateway
+        finds it. Called after every change of ``cluster``'s reservations."""
         raise NotImplementedError
 
     def _worker_resources(self, cluster) -> dict:
-        """What one worker of ``cluster`` reserves: ``{"cores": .., "memory": ..}``."""
+        """What one worker of ``cluster`` reserves: ``{"cores": float, "memory": int}``."""
         raise NotImplementedError
 
     def _clusters_to_renew(self) -> list:
@@ -100,33 +163,36 @@ class QuotaReservationsMixin(Configurable):
 
     # ---- the reservations each cluster holds -------------------------------------
 
-    def _held(self, cluster) -> dict:
-        if not hasattr(self, "_af_held"):
-            self._af_held = {}
-        if cluster.name not in self._af_held:
-            self._af_held[cluster.name] = empty_held(self._saved_reservations(cluster))
-        return self._af_held[cluster.name]
+    def _held(self, cluster) -> HeldReservations:
+        """What ``cluster`` holds (read from its saved record the first time)."""
+        if cluster.name not in self._held_by_cluster:
+            saved = self._saved_reservations(cluster)
+            self._held_by_cluster[cluster.name] = HeldReservations.from_saved(saved)
+        return self._held_by_cluster[cluster.name]
 
     async def _save(self, cluster) -> None:
-        await self._save_reservations(cluster, json.loads(json.dumps(self._held(cluster))))
+        await self._save_reservations(cluster, self._held(cluster).to_saved())
 
     def _lock(self, cluster) -> asyncio.Lock:
-        if not hasattr(self, "_af_locks"):
-            self._af_locks = {}
-        return self._af_locks.setdefault(cluster.name, asyncio.Lock())
+        return self._locks.setdefault(cluster.name, asyncio.Lock())
 
-    async def _release(self, rid: str | None, what: str) -> None:
+    async def _release(self, rid: str | None, holder: str) -> None:
+        """Release reservation ``rid`` (None: nothing) of ``holder`` (for the log)."""
         if not rid:
             return
         try:
             await self.accounting.release(rid)
         except Exception as e:  # logged and left to accounting's heartbeat_ttl
-            self.log.warning("Could not release the reservation of %s: %s", what, e)
+            self.log.warning("Could not release the reservation of %s: %s", holder, e)
 
     async def _reserve_cluster(self, username: str, cores: float, memory: int) -> Reservation:
-        """The ``dask-cluster`` reservation of a new cluster, or the HTTP error a
-        dask_gateway client shows: 422 with the sentence (and QUOTA_REFUSAL_HEADER)
-        over the quota, 503 when accounting cannot be reached."""
+        """Reserve the ``dask-cluster`` of a new cluster of ``username``.
+
+        Returns the reservation. Raises the HTTP error a dask_gateway client shows:
+        422 with accounting's sentence (and :data:`QUOTA_REFUSAL_HEADER`) over the
+        quota, 422 for a size accounting will not record, 503 when accounting cannot
+        be reached. Called by the backends' ``start_cluster``, before anything is made.
+        """
         try:
             return await self.accounting.reserve(
                 username, "dask-cluster", {"cores": float(cores), "memory": int(memory)}
@@ -143,17 +209,24 @@ class QuotaReservationsMixin(Configurable):
             raise web.HTTPUnprocessableEntity(reason=e.message) from None
 
     async def _cap(self, cluster, wanted: int, *, asked: bool = False) -> tuple[int, str | None]:
-        """Hold exactly as many worker reservations as granted up to ``wanted``; return
-        (count, reason): the count the cluster may have, and why it is less, if it is."""
+        """Hold exactly as many worker reservations as af-accounting grants, up to
+        ``wanted``.
+
+        Returns ``(count, reason)``: the workers ``cluster`` may have, and
+        accounting's sentence when that is fewer than ``wanted``. ``asked``: a user's
+        scale request, which asks accounting even right after a refusal (a heartbeat
+        waits ``denied_retry_interval``). Never raises for accounting's answers.
+        Called where dask-gateway-server decides a cluster's worker count.
+        """
         async with self._lock(cluster):
             held = self._held(cluster)
-            have = len(held["free"]) + len(held["workers"])
-            reason = None
+            have = held.count()
+            refusal = self._last_refusal.get(cluster.name)
             now = time.monotonic()
-            last_denied = getattr(self, "_af_denied", {}).get(cluster.name)
-            recently = last_denied and now - last_denied[0] < self.denied_retry_interval
+            recently = refusal is not None and now - refusal.at < self.denied_retry_interval
             if wanted > have and recently and not asked:
-                return have, last_denied[1]
+                return have, refusal.reason
+            reason = None
             changed = False
             while wanted > have:
                 try:
@@ -165,15 +238,13 @@ class QuotaReservationsMixin(Configurable):
                     )
                 except (QuotaDenied, AccountingUnavailable, AccountingRefused) as e:
                     reason = e.message
-                    if not hasattr(self, "_af_denied"):
-                        self._af_denied = {}
-                    self._af_denied[cluster.name] = (now, reason)
+                    self._last_refusal[cluster.name] = Refusal(now, reason)
                     break
-                held["free"].append(r.id)
+                held.free.append(r.id)
                 have += 1
                 changed = True
-            while wanted < have and held["free"]:
-                await self._release(held["free"].pop(), f"a worker of {cluster.name}")
+            while wanted < have and held.free:
+                await self._release(held.free.pop(), f"a worker of {cluster.name}")
                 have -= 1
                 changed = True
             if changed:
@@ -182,61 +253,69 @@ class QuotaReservationsMixin(Configurable):
 
     async def _cap_request(self, cluster, msg: dict) -> None:
         """Cap a scale/adapt message's count; if capped, the route answers
-        ``{"ok": false, "msg": sentence}`` (through :func:`capped_middleware`). The
-        scheduler gets the user's wish unchanged and repeats it in every heartbeat,
-        where it is capped again: more workers start as the user's others stop."""
+        ``{"ok": false, "msg": sentence}`` (through :func:`capped_middleware`).
+
+        The scheduler gets the user's wish unchanged and repeats it in every
+        heartbeat, where it is capped again: more workers start as the user's others
+        stop. Called by the backends' ``forward_message_to_scheduler``.
+        """
         op = msg.get("op")
         wanted = msg.get("count") if op == "scale" else msg.get("minimum")
         if op not in ("scale", "adapt") or not isinstance(wanted, int):
             return
         count, reason = await self._cap(cluster, wanted, asked=True)
         if count < wanted:
-            what = f"Scale request of {wanted}" if op == "scale" else f"Adapt minimum of {wanted}"
+            request = (
+                f"Scale request of {wanted}" if op == "scale" else f"Adapt minimum of {wanted}"
+            )
             _capped_reason.set(
-                f"{what} workers exceeds your Dask quota: {reason} "
+                f"{request} workers exceeds your Dask quota: {reason} "
                 f"Scaling to {count} instead; more start when your other workers stop."
             )
 
-    async def _confirm(self, cluster, rid: str, what: str) -> None:
+    async def _confirm(self, cluster, rid: str, holder: str) -> None:
+        """Confirm ``rid`` (core-hours count from now) and record it as confirmed; on
+        failure log it and leave it unconfirmed (tried again at the next chance)."""
         try:
             await self.accounting.confirm(rid)
         except Exception as e:
-            self.log.warning("Could not confirm the reservation of %s: %s", what, e)
+            self.log.warning("Could not confirm the reservation of %s: %s", holder, e)
             return
-        self._held(cluster)["confirmed"].append(rid)
+        self._held(cluster).confirmed.append(rid)
         await self._save(cluster)
 
     async def _release_worker(self, cluster, name: str) -> None:
         """Release the reservation bound to worker ``name`` (stopped, closed, gone)."""
         async with self._lock(cluster):
             held = self._held(cluster)
-            rid = held["workers"].pop(name, None)
-            if rid in held["confirmed"]:
-                held["confirmed"].remove(rid)
+            rid = held.workers.pop(name, None)
+            if rid in held.confirmed:
+                held.confirmed.remove(rid)
             if rid:
                 await self._save(cluster)
         await self._release(rid, f"worker {name}")
 
     async def _release_all(self, cluster) -> None:
-        """Release every reservation ``cluster`` holds (it stopped or failed)."""
+        """Release every reservation ``cluster`` holds (it stopped or failed) and
+        forget it."""
         async with self._lock(cluster):
-            held = self._held(cluster)
-            rids = list(held["workers"].values()) + held["free"] + [held["cluster"]]
-            held.update(cluster=None, free=[], workers={}, confirmed=[])
+            rids = self._held(cluster).take_all()
             await self._save(cluster)
         for rid in rids:
             await self._release(rid, f"cluster {cluster.name}")
-        self._af_held.pop(cluster.name, None)
-        getattr(self, "_af_denied", {}).pop(cluster.name, None)
+        self._held_by_cluster.pop(cluster.name, None)
+        self._last_refusal.pop(cluster.name, None)
 
     async def _accounting_heartbeat_loop(self):
+        """Renew the confirmed reservations every ``accounting_heartbeat_interval``;
+        runs until cancelled. Spawned by the backends' ``setup``."""
         while True:
             await asyncio.sleep(self.accounting_heartbeat_interval)
             await self._renew_reservations()
 
     async def _renew_reservations(self) -> None:
         for cluster in list(self._clusters_to_renew()):
-            for rid in list(self._held(cluster)["confirmed"]):
+            for rid in list(self._held(cluster).confirmed):
                 try:
                     await self.accounting.heartbeat(rid)
                 except Exception as e:
@@ -245,7 +324,12 @@ class QuotaReservationsMixin(Configurable):
 
 @web.middleware
 async def capped_middleware(request, handler):
-    """Answer a capped scale/adapt request with ``{"ok": false, "msg": sentence}``."""
+    """Answer a capped scale/adapt request with ``{"ok": false, "msg": sentence}``.
+
+    An aiohttp middleware, added to dask-gateway-server's app by the backends'
+    ``setup``; the sentence is the one :meth:`QuotaReservationsMixin._cap_request`
+    set while handling the same request. Other responses pass unchanged.
+    """
     token = _capped_reason.set(None)
     try:
         response = await handler(request)

@@ -27,6 +27,8 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Bool, Dict, Float, Unicode
 from traitlets.config import Configurable
 
+from jhub_af.accounting import most_generous
+
 
 def lifetime_for(default: float, by_group: dict, groups) -> float:
     """Seconds a cluster of a user in ``groups`` may run (0: no limit): the most
@@ -34,7 +36,7 @@ def lifetime_for(default: float, by_group: dict, groups) -> float:
     values = [float(v) for g, v in by_group.items() if g in set(groups)]
     if not values:
         return float(default)
-    return 0.0 if 0 in values else max(values)
+    return float(most_generous(values, no_limit=0))
 
 
 class HousekeepingMixin(Configurable):

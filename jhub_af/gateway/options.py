@@ -33,6 +33,8 @@ from collections.abc import Mapping
 
 from dask_gateway_server.options import Float, Options, Select
 
+from jhub_af.accounting import most_generous
+
 GIB = 1024**3
 DEFAULT = {"worker_cores": 1, "worker_memory": 2, "idle_timeout": 1800, "environments": {}}
 
@@ -46,12 +48,6 @@ class Bounded(Float):
         return super().validate(float(x))
 
 
-def _most_generous(key: str, values: list[float]) -> float:
-    if key == "idle_timeout" and 0 in values:
-        return 0.0  # never culled
-    return max(values)
-
-
 def bounds_for(settings: Mapping, groups) -> dict:
     """The bounds of a user with ``groups``, resolved as af-accounting resolves quotas:
     per key, the most generous value among the user's groups that set it, otherwise
@@ -61,7 +57,11 @@ def bounds_for(settings: Mapping, groups) -> dict:
     out = {}
     for key in ("worker_cores", "worker_memory", "idle_timeout"):
         values = [float(e[key]) for e in entries if key in e]
-        out[key] = _most_generous(key, values) if values else float(default[key])
+        # an idle timeout of 0 means never culled: the most generous of all
+        no_limit = 0 if key == "idle_timeout" else None
+        out[key] = (
+            float(most_generous(values, no_limit=no_limit)) if values else float(default[key])
+        )
     out["environments"] = dict(default.get("environments", {}))
     out["partitions"] = list(default.get("partitions", []))
     for entry in entries:

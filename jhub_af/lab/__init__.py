@@ -21,9 +21,43 @@ import os
 from pathlib import Path
 
 from .bearer_token import BearerTokenKeeper, write_token_file
+from .channel_protocol import (
+    CHANNEL_ROUTE,
+    EOF_FRAME,
+    TERMINAL_EXIT_ROUTE,
+    BadChannelRequest,
+    ChannelEnd,
+    ChannelFrame,
+    ChannelRequest,
+    clamp_pty_size,
+    data_frame,
+    is_pty_size,
+    parse_channel_end,
+    parse_channel_request,
+    parse_terminal_exit,
+    resize_frame,
+)
 from .hubconfig import usage_hub_config
 
-__all__ = ["BearerTokenKeeper", "usage_hub_config", "write_token_file"]
+__all__ = [
+    "CHANNEL_ROUTE",
+    "EOF_FRAME",
+    "TERMINAL_EXIT_ROUTE",
+    "BadChannelRequest",
+    "BearerTokenKeeper",
+    "ChannelEnd",
+    "ChannelFrame",
+    "ChannelRequest",
+    "clamp_pty_size",
+    "data_frame",
+    "is_pty_size",
+    "parse_channel_end",
+    "parse_channel_request",
+    "parse_terminal_exit",
+    "resize_frame",
+    "usage_hub_config",
+    "write_token_file",
+]
 
 
 def _jupyter_server_extension_points():

@@ -2,25 +2,9 @@
 
 The Jupyter terminal websocket decodes output as UTF-8 with replacement, so it
 cannot carry files or binary output. This websocket can: it runs one command
-(``$SHELL -c CMD``) or the system's ``sftp-server`` as the server's own user, in
-the server's home, and pipes bytes both ways.
-
-Protocol, at ``{base_url}jhub-af/ssh/channel``:
-
-- the client's first message is JSON text: ``{"kind": "exec", "command": "ls -l"}``
-  or ``{"kind": "sftp"}`` (optional ``"term": "xterm"``; ``"pty": [cols, rows]`` runs
-  the command on a pseudo-terminal of that size, as ``ssh -t host CMD`` asks);
-- then binary frames whose first byte names the stream: ``0`` stdin (client to
-  server), ``1`` stdout, ``2`` stderr (server to client); a lone ``3`` from the
-  client closes stdin; ``4`` + two big-endian 16-bit numbers resizes the pty
-  (cols, rows);
-- the server ends with JSON text ``{"exit_status": N}`` (or ``{"exit_signal": "KILL"}``)
-  and closes. A refusal is ``{"error": "..."}``.
-
-Who may open it: jupyter-server's own authentication and ``execute`` on
-``terminals`` (as for a terminal), and then only the server's owner, or a hub
-service named in ``SSHChannel.allowed_services`` (af-ssh). An admin's token,
-which the hub lets into every server, is not enough here.
+(``$SHELL -c CMD``, on a pty if asked) or the system's ``sftp-server`` as the
+server's own user, in the server's home, and pipes bytes both ways. Its wire
+format is :mod:`.channel_protocol`; who may open it, :meth:`SSHChannelHandler.get`.
 """
 
 from __future__ import annotations
@@ -28,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import json
 import os
 import shutil
 import signal
@@ -43,10 +26,19 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 from traitlets import Int, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from .channel_protocol import (
+    CHANNEL_ROUTE,
+    BadChannelRequest,
+    ChannelFrame,
+    data_frame,
+    error_message,
+    exit_message,
+    parse_channel_request,
+    parse_resize_frame,
+)
 from .sftp_guard import SFTPGuard
 
-STDIN, STDOUT, STDERR, STDIN_EOF, RESIZE = 0, 1, 2, 3, 4
-CHUNK = 256 * 1024
+CHUNK = 256 * 1024  # the most output read (and sent in one frame) at a time
 SFTP_SERVER_PATHS = (
     "/usr/lib/openssh/sftp-server",
     "/usr/libexec/openssh/sftp-server",
@@ -132,9 +124,9 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         SSHChannelHandler.running += 1
         self.set_nodelay(True)
 
-    async def _refuse(self, message: str):
+    async def _refuse(self, sentence: str):
         with contextlib.suppress(WebSocketClosedError):
-            await self.write_message(json.dumps({"error": message}))
+            await self.write_message(error_message(sentence))
         self.close()
 
     async def on_message(self, message):
@@ -146,54 +138,43 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         if self.pty is not None:
             await self._to_pty(message)
             return
-        if message[0] == STDIN and len(message) > 1:
+        if message[0] == ChannelFrame.STDIN and len(message) > 1:
             data = message[1:]
             if self.guard is not None:
                 data, answer = self.guard.from_client(data)
                 if answer:
-                    await self._send(STDOUT, answer)
+                    await self._send(ChannelFrame.STDOUT, answer)
             if data:
                 try:
                     self.proc.stdin.write(data)
                     await self.proc.stdin.drain()
                 except (BrokenPipeError, ConnectionResetError):
                     pass
-        elif message[0] == STDIN_EOF:
+        elif message[0] == ChannelFrame.STDIN_EOF:
             with contextlib.suppress(OSError):
                 self.proc.stdin.close()
 
     async def _start(self, message):
         self.started = True
         try:
-            request = json.loads(message) if isinstance(message, str) else None
-        except ValueError:
-            request = None
-        if not isinstance(request, dict) or request.get("kind") not in ("exec", "sftp"):
-            await self._refuse('The first message must be {"kind": "exec"|"sftp", ...}.')
+            request = parse_channel_request(message)
+        except BadChannelRequest as e:
+            await self._refuse(str(e))
             return
         # the environment a terminal of this server gets
         env = {**os.environ, "HOME": self.home}
-        term = request.get("term")
-        if isinstance(term, str) and term.isprintable() and len(term) < 64:
-            env["TERM"] = term
-        if request["kind"] == "sftp":
+        if request.term is not None:
+            env["TERM"] = request.term
+        if request.kind == "sftp":
             if not self.channel.sftp_server:
                 await self._refuse("No sftp-server is installed in this server's image.")
                 return
             argv = [self.channel.sftp_server, "-d", self.home]
             self.guard = SFTPGuard(self.home, log=self.log)
         else:
-            command = request.get("command")
-            if not isinstance(command, str) or not command or "\0" in command:
-                await self._refuse("The command must be non-empty text.")
-                return
-            argv = [env.get("SHELL") or "/bin/sh", "-c", command]
-            size = request.get("pty")
-            if size is not None:
-                if not _is_size(size):
-                    await self._refuse("pty must be [cols, rows], each from 1 to 1000.")
-                    return
-                await self._start_on_pty(argv, env, size)
+            argv = [env.get("SHELL") or "/bin/sh", "-c", request.command]
+            if request.pty is not None:
+                await self._start_on_pty(argv, env, request.pty)
                 return
         self.proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -227,11 +208,11 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         self._tasks.add(asyncio.ensure_future(self._pump_until_exit()))
 
     async def _to_pty(self, message: bytes) -> None:
-        if message[0] == RESIZE and len(message) == 5:
-            cols, rows = struct.unpack(">HH", message[1:])
-            if _is_size([cols, rows]):
-                _set_size(self.pty, cols, rows)
-        elif message[0] == STDIN:
+        if message[0] == ChannelFrame.RESIZE:
+            size = parse_resize_frame(message)
+            if size is not None:
+                _set_size(self.pty, *size)
+        elif message[0] == ChannelFrame.STDIN:
             data = memoryview(message)[1:]
             while data:
                 try:
@@ -264,21 +245,21 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
                 data = await queue.get()
                 if not data:
                     return
-                await self._send(STDOUT, data)
+                await self._send(ChannelFrame.STDOUT, data)
                 if queue.empty():
                     loop.add_reader(master, readable)
         finally:
             loop.remove_reader(master)
 
-    async def _send(self, stream: int, data: bytes) -> None:
-        await self.write_message(bytes([stream]) + data, binary=True)
+    async def _send(self, stream: ChannelFrame, data: bytes) -> None:
+        await self.write_message(data_frame(stream, data), binary=True)
 
-    async def _pump(self, reader: asyncio.StreamReader, stream: int) -> None:
+    async def _pump(self, reader: asyncio.StreamReader, stream: ChannelFrame) -> None:
         while True:
             data = await reader.read(CHUNK)
             if not data:
                 return
-            if self.guard is not None and stream == STDOUT:
+            if self.guard is not None and stream == ChannelFrame.STDOUT:
                 data = self.guard.from_server(data)
                 if not data:
                     continue
@@ -291,16 +272,13 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
                 await self._pump_pty()
             else:
                 await asyncio.gather(
-                    self._pump(proc.stdout, STDOUT), self._pump(proc.stderr, STDERR)
+                    self._pump(proc.stdout, ChannelFrame.STDOUT),
+                    self._pump(proc.stderr, ChannelFrame.STDERR),
                 )
             status = await proc.wait()
             if self.guard is not None:
                 self.guard.finish()
-            if status < 0:
-                result = {"exit_signal": signal.Signals(-status).name.removeprefix("SIG")}
-            else:
-                result = {"exit_status": status}
-            await self.write_message(json.dumps(result))
+            await self.write_message(exit_message(status))
             self.close()
         except WebSocketClosedError:
             pass  # on_close stops the process
@@ -336,14 +314,6 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             os.close(self.pty)
 
 
-def _is_size(size) -> bool:
-    return (
-        isinstance(size, list)
-        and len(size) == 2
-        and all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 1000 for n in size)
-    )
-
-
 def _set_size(fd: int, cols: int, rows: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
@@ -357,5 +327,5 @@ def channel_handlers(serverapp, owner: str) -> list[tuple]:
     """The channel's route, for ``web_app.add_handlers``."""
     channel = SSHChannel(parent=serverapp)
     home = os.path.abspath(os.path.expanduser(serverapp.root_dir))
-    route = serverapp.base_url.rstrip("/") + "/jhub-af/ssh/channel"
+    route = serverapp.base_url.rstrip("/") + CHANNEL_ROUTE
     return [(route, SSHChannelHandler, {"channel": channel, "owner": owner, "home": home})]

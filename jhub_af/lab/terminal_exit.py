@@ -3,18 +3,20 @@
 When a terminal's shell exits, terminado sends ``["disconnect", 1]`` whatever the
 status was, and forgets the terminal. af-ssh bridges an interactive ``ssh`` to a
 Jupyter terminal and must return the shell's real exit status, so this module
-records it when terminado closes the pty, and serves it (to the same callers as
-the terminal itself) at ``{base_url}jhub-af/ssh/terminals/NAME/exit``.
+records it when terminado closes the pty (:class:`ExitRecorder`), and serves it to
+the same callers as the terminal itself (:class:`TerminalExitHandler`, at
+:data:`~.channel_protocol.TERMINAL_EXIT_ROUTE`).
 """
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 
 from jupyter_core.utils import ensure_async
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
+
+from .channel_protocol import TERMINAL_EXIT_ROUTE, terminal_exit_body
 
 KEEP = 256  # the most recent exits kept
 
@@ -27,6 +29,12 @@ class ExitRecorder:
         self.manager = None
 
     def attach(self, manager) -> None:
+        """Start recording the exits of ``manager``'s terminals (terminado's manager).
+
+        Does nothing for None or the manager already attached, so it may be called on
+        every request. Called by the extension once the server runs, and by
+        :class:`TerminalExitHandler` (the terminals extension may load after ours).
+        """
         if manager is None or self.manager is manager:
             return
         self.manager = manager
@@ -62,9 +70,10 @@ class TerminalExitHandler(APIHandler):
         self.recorder.attach(self.settings.get("terminal_manager"))
         if name not in self.recorder.statuses:
             raise web.HTTPError(404, "This terminal is running or unknown.")
-        self.finish(json.dumps({"exit_status": self.recorder.statuses[name]}))
+        self.finish(terminal_exit_body(self.recorder.statuses[name]))
 
 
 def exit_handlers(serverapp, recorder: ExitRecorder) -> list[tuple]:
-    route = serverapp.base_url.rstrip("/") + r"/jhub-af/ssh/terminals/([^/]+)/exit"
+    """The exit-status route, for ``web_app.add_handlers``; called by the extension's loader."""
+    route = serverapp.base_url.rstrip("/") + TERMINAL_EXIT_ROUTE.format(name="([^/]+)")
     return [(route, TerminalExitHandler, {"recorder": recorder})]

@@ -15,7 +15,9 @@ import logging
 
 import asyncssh
 
-from .bridges import ChannelBridge, TerminalBridge
+from jhub_af.lab import ChannelRequest, clamp_pty_size
+
+from .bridges import UNKNOWN_EXIT_STATUS, ChannelBridge, TerminalBridge
 from .hub import HubError
 from .starting import server_url
 
@@ -143,19 +145,20 @@ class Session(asyncssh.SSHServerSession):
                 return
             self.bridge = ChannelBridge(url, self.login.server_token)
             if self.kind == "sftp":
-                request = {"kind": "sftp"}
+                request = ChannelRequest("sftp")
+            elif self.term_type:  # ssh -t host CMD: the command gets a pty
+                request = ChannelRequest(
+                    "exec", self.command, self.term_type, clamp_pty_size(*self.size)
+                )
             else:
-                request = {"kind": "exec", "command": self.command}
-                if self.term_type:  # ssh -t host CMD: the command gets a pty
-                    request["term"] = self.term_type
-                    request["pty"] = [min(max(n, 1), 1000) for n in self.size]
+                request = ChannelRequest("exec", self.command)
             await self.bridge.open(request)
             pump = asyncio.ensure_future(self._pump_input(self.bridge.send, self.bridge.send_eof))
             status, signal = await self.bridge.run(self._out, self._err)
             if signal:
                 self.chan.exit_with_signal(signal)
             else:
-                self.chan.exit(status if status is not None else 255)
+                self.chan.exit(status if status is not None else UNKNOWN_EXIT_STATUS)
         except HubError as e:
             await self._say(f"af-ssh: {e}\r\n")
             self.chan.exit(1)

@@ -13,11 +13,10 @@ import logging
 import re
 from dataclasses import dataclass
 
-from jupyterhub.services.auth import check_scopes
-
 from .hub import HubClient, HubError
 from .limits import FailureLimiter
 from .names import BadLoginName, LoginName, parse_login, shown
+from .scopes import has_scope
 
 # what hub tokens look like (hex or url-safe base64); anything else is not sent to the hub
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
@@ -61,7 +60,7 @@ class LoginChecker:
         try:
             name = parse_login(login)
         except BadLoginName as e:
-            return self._fail(source, None, who, str(e))
+            return self._count_failure(source, None, who, str(e))
         if self.per_user.locked(name.user):
             self.log.warning("SSH login refused: %s: too many failures for this user", who)
             # hammering a locked name counts against the source (but asks no hub)
@@ -69,20 +68,20 @@ class LoginChecker:
                 self.log.warning("SSH: source %s locked out after repeated failures", source)
             return None
         if not TOKEN.fullmatch(password):
-            return self._fail(source, name.user, who, "the password is not a hub token")
+            return self._count_failure(source, name.user, who, "the password is not a hub token")
         try:
             model = await self.hub.identify(password)
         except (HubError, OSError) as e:
             self.log.error("SSH login refused: %s: the hub cannot be asked (%s)", who, e)
             return None  # not the user's fault: no failure counted
         if model is None:
-            return self._fail(source, name.user, who, "invalid, expired or revoked token")
+            return self._count_failure(source, name.user, who, "invalid, expired or revoked token")
         reason = self._refusal(model, name)
         if reason:
-            return self._fail(source, name.user, who, reason)
+            return self._count_failure(source, name.user, who, reason)
         owner = model["name"]
         scopes = set(model.get("scopes", []))
-        may_start = bool(check_scopes({f"servers!user={name.user}"}, scopes))
+        may_start = has_scope(f"servers!user={name.user}", scopes)
         own = owner == name.user
         self.log.info(
             "SSH login: %s%s (token of %s)",
@@ -105,11 +104,12 @@ class LoginChecker:
         if model.get("name") != name.user and not admin_may:
             return "the token belongs to another user"
         scopes = set(model.get("scopes", []))
-        if not check_scopes({f"access:servers!server={name.user}/"}, scopes):
+        if not has_scope(f"access:servers!server={name.user}/", scopes):
             return "the token may not use the user's server (needs access:servers)"
         return ""
 
-    def _fail(self, source: str, user: str | None, who: str, reason: str) -> None:
+    def _count_failure(self, source: str, user: str | None, who: str, reason: str) -> None:
+        """Log a refused login and count it against its source (and name, if known)."""
         self.log.warning("SSH login refused: %s: %s", who, reason)
         if self.per_source.failed(source):
             self.log.warning("SSH: source %s locked out after repeated failures", source)

@@ -1,10 +1,8 @@
 """Hand a user's current IAM access token to their own notebook server, and nothing more.
 
-The hub serves ``GET /hub/api/jhub-af/users/{name}/bearer-token`` to tokens
-holding the custom scope ``custom:jhub-af:bearer-token!user={name}``. It
-refreshes the access token first when it is close to expiry, and answers only
-the access token and its expiry: the refresh token and the client secret stay
-in the hub. ``bearer_token_roles`` gives that scope to users and their servers.
+:class:`BearerTokenHandler` serves it (mounted by IAMAuthenticator);
+:data:`CUSTOM_SCOPES` and :func:`bearer_token_roles` are the hub config that
+lets users and their servers read it.
 """
 
 from __future__ import annotations
@@ -14,6 +12,8 @@ import time
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import has_scope
 from tornado import web
+
+from jhub_af.hub import server_role
 
 from .provider import IdPUnreachable
 
@@ -28,22 +28,27 @@ CUSTOM_SCOPES = {
 
 
 def bearer_token_roles() -> list[dict]:
-    """Role definitions that let users and their servers read their own access token.
+    """The ``user`` and ``server`` roles that let users and their servers read their
+    own access token (the server keeping JupyterHub's default scopes).
 
-    Merge them into ``c.JupyterHub.load_roles`` and set
-    ``c.JupyterHub.custom_scopes`` to :data:`CUSTOM_SCOPES`.
+    Returns role dicts to merge into ``c.JupyterHub.load_roles`` with
+    :func:`jhub_af.hub.add_roles`; the hub config also sets
+    ``c.JupyterHub.custom_scopes`` to :data:`CUSTOM_SCOPES`. Called by the demo's
+    ``login`` part and by facility configs that use IAM.
     """
     own = f"{BEARER_TOKEN_SCOPE}!user"
-    return [
-        {"name": "user", "scopes": ["self", own]},
-        {"name": "server", "scopes": ["users:activity!user", "access:servers!server", own]},
-    ]
+    return [{"name": "user", "scopes": ["self", own]}, server_role([own])]
 
 
 class BearerTokenHandler(APIHandler):
-    """The access token of one user, fresh, for that user's own server.
+    """``GET /hub/api/jhub-af/users/{name}/bearer-token``: one user's access token, fresh.
 
-    Mounted by IAMAuthenticator, whose ``refreshed_auth_model`` it uses.
+    Answers tokens holding ``custom:jhub-af:bearer-token!user={name}`` (404 for any
+    other, as for a user that does not exist) with ``access_token``, ``token_type``
+    and ``expires_at`` only: the refresh token and the client secret stay in the
+    hub. A token close to expiry is refreshed first; 401 when the IAM session has
+    ended, 503 when IAM cannot be reached and the token has run out. Mounted by
+    IAMAuthenticator, whose ``refreshed_auth_model`` it uses.
     """
 
     async def refresh_auth(self, user, force=False):
@@ -54,6 +59,7 @@ class BearerTokenHandler(APIHandler):
         return user
 
     async def get(self, user_name):
+        """Called by tornado for the route; ``user_name`` from the URL."""
         if not self.current_user:
             raise web.HTTPError(403, "Missing or invalid credentials.")
         if not has_scope(f"{BEARER_TOKEN_SCOPE}!user={user_name}", self.parsed_scopes, db=self.db):

@@ -18,16 +18,20 @@ NOT_ACCEPTED = (
 
 
 class HubAuthenticator(JupyterHubAuthenticator):
-    """``JupyterHubAuthenticator`` that answers 401 for a token the hub refuses."""
+    """``JupyterHubAuthenticator`` that answers 401 for a token the hub refuses.
+
+    Named in the gateway's config as
+    ``c.DaskGateway.authenticator_class = "jhub_af.gateway.auth.HubAuthenticator"``.
+    """
 
     async def authenticate(self, request):
+        """The user the hub says ``request``'s token belongs to (a dask-gateway
+        ``User``); raises ``HTTPUnauthorized`` with :data:`NOT_ACCEPTED` when the hub
+        refuses the token or there is none. Called by dask-gateway-server for every
+        API request without a valid gateway cookie."""
         try:
             return await super().authenticate(request)
-        except web.HTTPInternalServerError:
-            raise web.HTTPUnauthorized(
-                headers={"WWW-Authenticate": "jupyterhub"}, reason=NOT_ACCEPTED
-            ) from None
-        except web.HTTPUnauthorized:
+        except (web.HTTPInternalServerError, web.HTTPUnauthorized):
             raise web.HTTPUnauthorized(
                 headers={"WWW-Authenticate": "jupyterhub"}, reason=NOT_ACCEPTED
             ) from None

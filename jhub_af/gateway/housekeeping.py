@@ -1,18 +1,5 @@
-"""Housekeeping for the gateway's clusters: a maximum lifetime (by group), and a record
-of every cluster that starts, stops or is stopped by housekeeping.
-
-A cluster's lifetime is resolved from its user's groups when it is created (as
-af-accounting resolves quotas: the most generous of the groups that set one, 0 being
-no limit, else ``max_cluster_lifetime``) and kept in the cluster's state, so a
-gateway restart keeps it.
-
-With ``stop_with_server``, a user's clusters stop when the hub says their notebook
-server, which was seen running, is gone (the gateway's token then needs
-``read:servers`` and ``read:users:name``, which ``gateway_hub_config`` adds only then).
-
-Idle clusters are stopped by their own scheduler (``ClusterConfig.idle_timeout``),
-which the options handler sets by group (:mod:`jhub_af.gateway.options`).
-"""
+"""Housekeeping for the gateway's clusters (:class:`HousekeepingMixin`): a maximum
+lifetime by group, stopping with the user's server, a record of cluster events."""
 
 from __future__ import annotations
 
@@ -32,7 +19,8 @@ from jhub_af.accounting import most_generous
 
 def lifetime_for(default: float, by_group: dict, groups) -> float:
     """Seconds a cluster of a user in ``groups`` may run (0: no limit): the most
-    generous value among the user's groups in ``by_group``, else ``default``."""
+    generous value among the user's groups in ``by_group`` (0 the most generous of
+    all), else ``default``. Called by :meth:`HousekeepingMixin.lifetime_of`."""
     values = [float(v) for g, v in by_group.items() if g in set(groups)]
     if not values:
         return float(default)
@@ -40,7 +28,15 @@ def lifetime_for(default: float, by_group: dict, groups) -> float:
 
 
 class HousekeepingMixin(Configurable):
-    """Mixed into the quota backend; expects ``self.db``, ``self.task_pool``, ``self.log``."""
+    """Housekeeping of a database backend's clusters, mixed into the quota backend
+    (:class:`~jhub_af.gateway.db_base.QuotaBackendMixin`); expects ``self.db``,
+    ``self.task_pool``, ``self.log`` and ``self.stop_cluster``.
+
+    A cluster's lifetime is resolved from its user's groups when it is created and
+    kept with it, so a gateway restart keeps it. Idle clusters are stopped by their
+    own scheduler (``ClusterConfig.idle_timeout``, which
+    :func:`~jhub_af.gateway.options.group_options` sets by group), not here.
+    """
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -96,6 +92,9 @@ class HousekeepingMixin(Configurable):
     )
 
     def record(self, event: str, cluster, **fields) -> None:
+        """Log one JSON line for ``event`` of ``cluster`` (with ``fields``), and append
+        it to ``record_file`` when one is set. Raises ``OSError`` when the file cannot
+        be written. Called by the quota backend and housekeeping at every event."""
         entry = {
             "time": round(time.time(), 3),
             "event": event,
@@ -109,9 +108,13 @@ class HousekeepingMixin(Configurable):
                 f.write(json.dumps(entry, sort_keys=True) + "\n")
 
     def note_activity(self, cluster, msg) -> None:
-        """Called on every scheduler heartbeat (a hook for later activity rules)."""
+        """Called by the quota backend's ``on_cluster_heartbeat`` on every scheduler
+        heartbeat ``msg`` of ``cluster``; does nothing here (a hook for later activity
+        rules)."""
 
     def setup_housekeeping(self) -> None:
+        """Start the housekeeping loop if lifetimes or ``stop_with_server`` apply.
+        Called by the quota backend's ``setup``, after the backend's (task pool)."""
         if self._lifetimes_apply() or self.stop_with_server:
             self.task_pool.spawn(self._housekeeping_loop())
 
@@ -119,7 +122,8 @@ class HousekeepingMixin(Configurable):
         return bool(self.max_cluster_lifetime or any(self.max_cluster_lifetime_by_group.values()))
 
     def lifetime_of(self, user) -> float:
-        """The maximum lifetime (seconds, 0: none) of a new cluster of ``user``."""
+        """The maximum lifetime (seconds, 0: none) of a new cluster of ``user`` (a
+        dask-gateway ``User``, with ``groups``). Called by ``start_cluster``."""
         return lifetime_for(
             self.max_cluster_lifetime, self.max_cluster_lifetime_by_group, user.groups
         )
@@ -143,6 +147,8 @@ class HousekeepingMixin(Configurable):
         return self.max_cluster_lifetime
 
     async def stop_old_clusters(self) -> None:
+        """Stop (and record) every running cluster older than its lifetime. Called by
+        the housekeeping loop."""
         now = time.time() * 1000
         for cluster in list(self.db.active_clusters()):
             lifetime = self.cluster_lifetime(cluster)
@@ -176,6 +182,10 @@ class HousekeepingMixin(Configurable):
         return bool(servers.get("", {}).get("ready"))
 
     async def stop_clusters_of_stopped_servers(self) -> None:
+        """Stop the clusters of users whose default server, seen running, the hub now
+        says is not; only clusters started while it ran. Needs the gateway's token to
+        have ``read:servers`` and ``read:users:name`` (``gateway_hub_config`` adds
+        them with ``stop_with_server``). Called by the housekeeping loop."""
         by_user: dict[str, list] = {}
         for cluster in self.db.active_clusters():
             if cluster.target.name == "RUNNING":

@@ -1,43 +1,9 @@
-"""The quota backend on Kubernetes: dask-gateway-server's ``KubeBackend`` with
-af-accounting reservations and the per-user cap on workers across clusters.
+"""Quota reservations for dask-gateway-server's ``KubeBackend``:
+:class:`QuotaKubeBackend`, with the bookkeeping of :mod:`jhub_af.gateway.reservations`.
 
-``KubeBackend`` is not a database backend: ``start_cluster`` creates a ``DaskCluster``
-custom object, and dask-gateway's controller (a separate pod) makes the scheduler and
-worker pods from it. The API server makes one decision about the number of workers:
-in ``on_cluster_heartbeat`` it patches the object's ``/spec/replicas`` to the count
-the scheduler asks for (clamped to ``cluster_max_workers``). So
-:class:`QuotaKubeBackend` caps there, and at the scale/adapt routes, with the
-bookkeeping of :mod:`jhub_af.gateway.reservations` that the database backends use:
-
-- ``start_cluster`` reserves the ``dask-cluster`` before the object is created (a
-  refusal is 422 with ``X-JHub-AF-Refused: quota`` and accounting's sentence, 503 when
-  accounting cannot be reached; nothing is created); if creating the object fails,
-  the reservation is released. It is confirmed when the cluster runs.
-- One ``dask-worker`` reservation per replica: the replicas patched are what
-  accounting granted. A worker name that appears in the heartbeat's
-  ``active_workers`` is bound to a granted reservation, which is confirmed then
-  (core-hours from then); a worker that is closed, or no longer reported, has its
-  reservation released, so a killed worker pod frees its slot and its replacement
-  gets a new reservation.
-- When the cluster's phase becomes Stopped or Failed (or its object is deleted),
-  everything it holds is released, once.
-
-The held reservations are kept in an annotation of the DaskCluster object
-(``jhub-af/reservations``, JSON, set at creation and merge-patched at every change),
-so a restarted API server pod finds them in its informer's objects and keeps the cap.
-If the annotation is lost (edited away, or a patch failed while the pod restarted),
-the restarted gateway does not know those reservations: it never renews or releases
-them, and af-accounting ends them itself, a confirmed one when its ``heartbeat_ttl``
-has passed since its last heartbeat, an unconfirmed one after its ``pending_ttl``
-(both 900 s by default). Until then they still count against the user, so the
-cluster's replicas drop to what accounting grants anew (the controller may stop
-running workers); once they have ended, the cluster gets new reservations at its next
-heartbeat. The cluster's own reservation is not renewed or released either.
-
-Housekeeping (:mod:`jhub_af.gateway.housekeeping`: lifetimes by group, stop with the
-server) reads the gateway's database and is not part of this backend; on Kubernetes
-the chart's own idle timeout (``ClusterConfig.idle_timeout``, which the options
-handler sets by group) applies.
+Housekeeping (:mod:`jhub_af.gateway.housekeeping`) reads the gateway's database and is
+not part of this backend; on Kubernetes the chart's own idle timeout
+(``ClusterConfig.idle_timeout``, which the options handler sets by group) applies.
 """
 
 from __future__ import annotations
@@ -53,11 +19,13 @@ from jhub_af.accounting import AccountingClient
 
 from .reservations import HeldReservations, QuotaReservationsMixin, capped_middleware
 
+# the DaskCluster object's annotation that holds its reservations (JSON)
 ANNOTATION = "jhub-af/reservations"
 
 
 def saved_reservations(obj: dict | None) -> dict | None:
-    """The held reservations in a DaskCluster object's annotation, if any."""
+    """The saved :class:`~jhub_af.gateway.reservations.HeldReservations` record in the
+    annotation of DaskCluster object ``obj``; None without one or if it is not JSON."""
     text = ((obj or {}).get("metadata") or {}).get("annotations", {}).get(ANNOTATION)
     if not text:
         return None
@@ -68,8 +36,28 @@ def saved_reservations(obj: dict | None) -> dict | None:
 
 
 class QuotaKubeBackend(QuotaReservationsMixin, KubeBackend):
-    """dask-gateway-server's KubeBackend with af-accounting reservations and the
-    per-user cap on workers across clusters."""
+    """dask-gateway-server's ``KubeBackend`` with af-accounting reservations and the
+    per-user cap on workers across clusters.
+
+    ``KubeBackend`` is not a database backend: ``start_cluster`` creates a
+    ``DaskCluster`` custom object, and dask-gateway's controller (a separate pod)
+    makes the scheduler and worker pods from it. The API server decides the number
+    of workers once, in :meth:`on_cluster_heartbeat` (it patches ``/spec/replicas``),
+    so the cap is there and at the scale/adapt routes: one ``dask-worker``
+    reservation per replica.
+
+    The reservations are kept in the object's annotation ``jhub-af/reservations``
+    (set at creation, merge-patched at every change), so a restarted API server pod
+    finds them in its informer's objects and keeps the cap. If the annotation is
+    lost, the restarted gateway never renews or releases those reservations:
+    af-accounting ends them itself (a confirmed one ``heartbeat_ttl`` after its last
+    heartbeat, an unconfirmed one after ``pending_ttl``; 900 s each by default).
+    Until then they count against the user, so the replicas drop to what accounting
+    grants anew; afterwards the cluster gets new reservations at its next heartbeat.
+
+    Named in the gateway's config as
+    ``c.DaskGateway.backend_class = "jhub_af.gateway.kube.QuotaKubeBackend"``.
+    """
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -116,12 +104,21 @@ class QuotaKubeBackend(QuotaReservationsMixin, KubeBackend):
     # ---- the clamp points ----------------------------------------------------------
 
     async def start_cluster(self, user, cluster_options):
-        # KubeBackend.start_cluster, with the reservation first and kept in the object
+        """``KubeBackend.start_cluster`` with the ``dask-cluster`` reservation first
+        and kept in the object's annotation; returns ``namespace.name``.
+
+        Called by dask-gateway-server's API when ``user`` asks for a new cluster. A
+        refusal raises the HTTP error of :meth:`_reserve_cluster` (422, or 503 when
+        accounting cannot be reached) and nothing is created; if creating the object
+        fails, the reservation is released and the error raised.
+        """
         options, config = await self.process_cluster_options(user, cluster_options)
-        r = await self._reserve_cluster(user.name, config.scheduler_cores, config.scheduler_memory)
+        reservation = await self._reserve_cluster(
+            user.name, config.scheduler_cores, config.scheduler_memory
+        )
         obj = self.make_cluster_object(user.name, options, config)
         cluster_name = f"{config.namespace}.{obj['metadata']['name']}"
-        held = HeldReservations(cluster=r.id)
+        held = HeldReservations(cluster=reservation.id)
         # a new dict: make_cluster_object hands out common_annotations itself
         obj["metadata"]["annotations"] = {
             **(obj["metadata"].get("annotations") or {}),
@@ -135,15 +132,25 @@ class QuotaKubeBackend(QuotaReservationsMixin, KubeBackend):
             )
         except BaseException:
             self._held_by_cluster.pop(cluster_name, None)
-            await self._release(r.id, f"cluster {cluster_name}")
+            await self._release(reservation.id, f"cluster {cluster_name}")
             raise
         return cluster_name
 
     async def forward_message_to_scheduler(self, cluster, msg):
+        """Cap a scale/adapt request (:meth:`_cap_request`), then forward it unchanged.
+
+        Called by dask-gateway-server's scale and adapt routes.
+        """
         await self._cap_request(cluster, msg)
         return await super().forward_message_to_scheduler(cluster, msg)
 
     async def on_cluster_heartbeat(self, cluster_name, msg):
+        """Release the reservations of workers gone, cap the count the scheduler asks
+        for (0 for a stopping cluster), bind and confirm the reservations of active
+        workers; then ``KubeBackend`` patches ``/spec/replicas`` to the capped count.
+
+        Called by dask-gateway-server for every heartbeat of a cluster's scheduler.
+        """
         cluster = self.clusters.get(cluster_name)
         if cluster is not None and isinstance(msg.get("count"), int):
             if cluster.status > models.ClusterStatus.RUNNING or self._finished(cluster_name):
@@ -158,6 +165,8 @@ class QuotaKubeBackend(QuotaReservationsMixin, KubeBackend):
     # ---- workers: bind, confirm, release -------------------------------------------
 
     async def _release_gone_workers(self, cluster, msg) -> None:
+        """Release the reservation of each worker the heartbeat ``msg`` no longer
+        reports: a killed pod frees its slot, and its replacement gets a new one."""
         # closing workers are still running (being retired): they keep theirs
         alive = set(msg.get("active_workers") or []) | set(msg.get("closing_workers") or [])
         async with self._lock(cluster):
@@ -166,6 +175,8 @@ class QuotaKubeBackend(QuotaReservationsMixin, KubeBackend):
             await self._release_worker(cluster, name)
 
     async def _bind_running_workers(self, cluster, active) -> None:
+        """Bind a granted reservation to each worker in ``active`` that has none, and
+        confirm every bound one not yet confirmed (core-hours from then)."""
         async with self._lock(cluster):
             held = self._held(cluster)
             bound = False
@@ -191,6 +202,11 @@ class QuotaKubeBackend(QuotaReservationsMixin, KubeBackend):
         return cluster_name in self._finished_clusters
 
     async def sync_cluster(self, cluster_name):
+        """Follow the DaskCluster's phase: confirm the cluster's reservation when it
+        runs, release everything once when it is Stopped, Failed or deleted.
+
+        Called by ``KubeBackend``'s informer for every change of a DaskCluster object.
+        """
         old = self.clusters.get(cluster_name)
         await super().sync_cluster(cluster_name)
         cluster = self.clusters.get(cluster_name)
@@ -217,11 +233,16 @@ class QuotaKubeBackend(QuotaReservationsMixin, KubeBackend):
     # ---- set-up: the client, the middleware, the heartbeat loop ----------------------
 
     async def setup(self, app):
+        """Make the af-accounting client, add :func:`capped_middleware`, set
+        ``KubeBackend`` up and start the heartbeat loop. Called by dask-gateway-server
+        when the gateway starts."""
         self.accounting = AccountingClient(parent=self, log=self.log)
         app.middlewares.append(capped_middleware)
         await super().setup(app)
         self.task_pool.spawn(self._accounting_heartbeat_loop())
 
     async def cleanup(self):
+        """Stop the heartbeat loop, then clean up as ``KubeBackend`` does. Called by
+        dask-gateway-server when the gateway stops."""
         await self.task_pool.close()
         await super().cleanup()

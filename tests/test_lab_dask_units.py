@@ -10,10 +10,10 @@ import pytest
 from dask_gateway.client import GatewayClusterError, GatewayServerError
 from dask_gateway.options import Bool, Float, Integer, Mapping, Options, Select, String
 
+from jhub_af.lab.api import PanelError
 from jhub_af.lab.dask.gateway import (
     CREDENTIALS,
     GATEWAY_DOWN,
-    GatewayError,
     GatewayRefused,
     _translate,
     check_count,
@@ -48,7 +48,7 @@ def test_cluster_names(name, ok):
     if ok:
         assert check_name(name) == name
     else:
-        with pytest.raises(GatewayError) as e:
+        with pytest.raises(PanelError) as e:
             check_name(name)
         assert (e.value.status, e.value.message) == (400, BAD_NAME)
 
@@ -71,7 +71,7 @@ def test_cluster_names(name, ok):
 )
 def test_worker_counts(value, allow_none, want):
     if want == "error":
-        with pytest.raises(GatewayError) as e:
+        with pytest.raises(PanelError) as e:
             check_count(value, "n", allow_none=allow_none)
         assert e.value.status == 400
         assert e.value.message == "n must be a whole number of workers from 0 to 10000."
@@ -209,6 +209,6 @@ def test_a_server_without_the_gateways_settings_says_so(monkeypatch):
     monkeypatch.delenv("JUPYTERHUB_API_TOKEN", raising=False)
     for address in (None, "http://127.0.0.1:1/services/dask-gateway"):
         settings = {"gateway.address": address, "gateway.auth.type": "jupyterhub"}
-        with dask.config.set(settings), pytest.raises(GatewayError) as e:
+        with dask.config.set(settings), pytest.raises(PanelError) as e:
             PanelGateway().gateway()
         assert (e.value.status, e.value.message) == (503, NOT_CONFIGURED)

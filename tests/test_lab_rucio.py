@@ -20,6 +20,8 @@ import requests
 from harness import ManagedProcess, free_port, wait_for_http
 from harness.hub import REPO
 
+from jhub_af.lab.api import error_body
+
 pytestmark = pytest.mark.integration
 
 TOKEN = "lab-rucio-test-token"
@@ -233,18 +235,18 @@ def test_search_refuses_bad_type_and_paging(lab):
     r = lab.get("test/dids", scope="mc23", pattern="*", type="table")
     assert (r.status_code, r.json()) == (
         400,
-        {"error": "'type' must be one of all, container, dataset, file."},
+        error_body(400, "'type' must be one of all, container, dataset, file."),
     )
     r = lab.get("test/dids", scope="mc23", pattern="*", page_size="5000")
     assert (r.status_code, r.json()) == (
         400,
-        {"error": "'page' must be 0 or more and 'page_size' 1 to 1000."},
+        error_body(400, "'page' must be 0 or more and 'page_size' 1 to 1000."),
     )
     r = lab.get("test/dids", pattern="*")
-    assert (r.status_code, r.json()) == (400, {"error": "'scope' is required."})
+    assert (r.status_code, r.json()) == (400, error_body(400, "'scope' is required."))
     r = lab.get("nosuch/dids", scope="mc23")
     assert r.status_code == 404
-    assert r.json()["error"].startswith("No Rucio instance named 'nosuch' is configured here")
+    assert r.json()["message"].startswith("No Rucio instance named 'nosuch' is configured here")
 
 
 def test_container_to_dataset_to_files_with_replicas(lab, rucio_server):
@@ -283,11 +285,15 @@ def test_contents_of_a_file_and_of_nothing(lab):
     r = lab.get("test/contents", scope="mc23", name="ttbar.001.0001.root")
     assert (r.status_code, r.json()) == (
         400,
-        {"error": "mc23:ttbar.001.0001.root is a file; it has no contents (ask for its replicas)."},
+        error_body(
+            400, "mc23:ttbar.001.0001.root is a file; it has no contents (ask for its replicas)."
+        ),
     )
     r = lab.get("test/contents", scope="mc23", name="no.such.dataset")
     assert r.status_code == 404
-    assert r.json() == {"error": "Rucio 'test': Data identifier 'mc23:no.such.dataset' not found."}
+    assert r.json() == error_body(
+        404, "Rucio 'test': Data identifier 'mc23:no.such.dataset' not found."
+    )
 
 
 def test_html_name_comes_back_as_json_text(lab, rucio_server):
@@ -346,7 +352,7 @@ def test_replicas_of_one_file(lab):
     r = lab.get("test/replicas", scope="mc23", name="ds.ttbar.001")
     assert (r.status_code, r.json()) == (
         400,
-        {"error": "mc23:ds.ttbar.001 is a dataset; open it to see its files."},
+        error_body(400, "mc23:ds.ttbar.001 is a dataset; open it to see its files."),
     )
 
 
@@ -370,7 +376,7 @@ def test_snippet_opens_the_chosen_replica(lab, rucio_server):
     r = lab.get("test/snippet", scope="mc23", name="ttbar.001.0001.root", pfn="https://evil/x")
     assert (r.status_code, r.json()) == (
         400,
-        {"error": "That PFN is not one of this file's replicas; pick one the panel lists."},
+        error_body(400, "That PFN is not one of this file's replicas; pick one the panel lists."),
     )
     html_file = rucio_server.html_name + ".file"
     code = lab.get("test/snippet", scope="mc23", name=html_file).json()["code"]
@@ -474,7 +480,7 @@ def test_download_targets_outside_home_are_refused(lab, tmp_path, target, messag
     r = lab.post(
         "test/downloads", {"scope": "mc23", "name": "ttbar.001.0001.root", "target": target}
     )
-    assert (r.status_code, r.json()) == (400, {"error": message})
+    assert (r.status_code, r.json()) == (400, error_body(400, message))
     time.sleep(0.3)
     assert _home_listing(lab.home) == before
     assert list(outside.iterdir()) == []
@@ -490,7 +496,7 @@ def test_download_never_overwrites(lab):
     )
     assert (r.status_code, r.json()) == (
         400,
-        {"error": "'keep.root' exists already; choose another name or delete it first."},
+        error_body(400, "'keep.root' exists already; choose another name or delete it first."),
     )
     assert keep.read_bytes() == b"my analysis output"
 
@@ -499,7 +505,7 @@ def test_unknown_download_id(lab):
     r = lab.get("downloads/0123456789abcdef")
     assert (r.status_code, r.json()) == (
         404,
-        {"error": "No such download in this server (it may have restarted)."},
+        error_body(404, "No such download in this server (it may have restarted)."),
     )
 
 
@@ -526,15 +532,16 @@ def test_replica_requests_refused_where_not_enabled(lab):
     r = lab.post("norules/rules", {"scope": "mc23", "name": "ds.ttbar.001", "rse": "SITE_SCRATCH"})
     assert (r.status_code, r.json()) == (
         403,
-        {
-            "error": "Replica requests are not enabled for Rucio 'norules' at this facility; "
-            "ask your facility's admins."
-        },
+        error_body(
+            403,
+            "Replica requests are not enabled for Rucio 'norules' at this facility; "
+            "ask your facility's admins.",
+        ),
     )
     r = lab.post("test/rules", {"scope": "mc23", "name": "ds.ttbar.001", "rse": "SITE_WEB"})
     assert (r.status_code, r.json()) == (
         403,
-        {"error": "Replicas may be requested only to SITE_SCRATCH, not to 'SITE_WEB'."},
+        error_body(403, "Replicas may be requested only to SITE_SCRATCH, not to 'SITE_WEB'."),
     )
 
 
@@ -545,21 +552,23 @@ def test_rucio_down_is_a_clear_503(lab):
     r = lab.get("down/dids", scope="mc23", pattern="*")
     assert r.status_code == 503
     instance = next(i for i in lab.get("instances").json()["instances"] if i["name"] == "down")
-    assert r.json() == {
-        "error": f"The Rucio server 'down' ({instance['url']}) does not answer (ConnectError). "
-        "Try again in a few minutes; if it persists, tell your facility's admins."
-    }
+    assert r.json() == error_body(
+        503,
+        f"The Rucio server 'down' ({instance['url']}) does not answer (ConnectError). "
+        "Try again in a few minutes; if it persists, tell your facility's admins.",
+    )
 
 
 def test_wrong_password_is_401_for_the_admins(lab):
     r = lab.get("badpass/dids", scope="mc23", pattern="*")
     assert (r.status_code, r.json()) == (
         401,
-        {
-            "error": "Rucio 'badpass' did not accept the username and password configured for "
+        error_body(
+            401,
+            "Rucio 'badpass' did not accept the username and password configured for "
             "account 'physicist'. Ask your facility's admins to check the panel's Rucio "
-            "settings; nothing in your server needs to change."
-        },
+            "settings; nothing in your server needs to change.",
+        ),
     )
 
 
@@ -575,7 +584,7 @@ def test_token_file_auth_and_expired_token(lab, rucio_server):
         lab.token_file.unlink()
     r = lab.get("oidc/dids", scope="mc23", pattern="ds.ttbar.*", type="dataset")
     assert r.status_code == 401
-    assert r.json()["error"].startswith("No IAM token for Rucio 'oidc'")
+    assert r.json()["message"].startswith("No IAM token for Rucio 'oidc'")
     # the token file holds a token Rucio accepts (the keeper rewrites it when it renews)
     lab.token_file.write_text(rucio_token(rucio_server) + "\n")
     r = lab.get("oidc/dids", scope="mc23", pattern="ds.ttbar.*", type="dataset")
@@ -583,7 +592,7 @@ def test_token_file_auth_and_expired_token(lab, rucio_server):
     assert names(r.json()["items"]) == ["ds.ttbar.001", "ds.ttbar.002"]
     lab.token_file.write_text("expired-or-forged-token\n")
     r = lab.get("oidc/dids", scope="mc23", pattern="*")
-    assert (r.status_code, r.json()) == (401, {"error": OIDC_REFUSED})
+    assert (r.status_code, r.json()) == (401, error_body(401, OIDC_REFUSED))
 
 
 def test_unauthenticated_requests_are_refused(lab):
@@ -612,7 +621,7 @@ def test_post_without_xsrf_is_refused(lab):
     assert browser.get(lab.api("instances"), timeout=30).status_code == 200
     body = {"scope": "mc23", "name": "ds.ttbar.001", "rse": "SITE_SCRATCH"}
     r = browser.post(lab.api("test/rules"), json=body, timeout=30)
-    assert (r.status_code, r.json()["error"]) == (403, "'_xsrf' argument missing from POST")
+    assert (r.status_code, r.json()) == (403, error_body(403, "'_xsrf' argument missing from POST"))
     r = browser.post(
         lab.api("test/downloads"),
         json={"scope": "mc23", "name": "ttbar.001.0001.root", "target": "xsrf.root"},
@@ -648,11 +657,12 @@ def test_wrong_settings_are_named_and_the_server_still_runs(tmp_path):
     }
     broken = start_lab(tmp_path / "broken", config)
     try:
-        expected = {
-            "error": "The facility's Rucio settings are wrong (RucioPanel.instances[atlas]: "
+        expected = error_body(
+            503,
+            "The facility's Rucio settings are wrong (RucioPanel.instances[atlas]: "
             "'url' must be an http(s) URL such as https://rucio.example.org); tell your "
-            "facility's admins."
-        }
+            "facility's admins.",
+        )
         r = broken.get("instances")
         assert (r.status_code, r.json()) == (503, expected)
         r = broken.get("atlas/dids", scope="mc23")

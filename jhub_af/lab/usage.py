@@ -1,12 +1,8 @@
 """The Usage tab of the JupyterLab panel: my quotas and my usage this period.
 
-``GET {base_url}jhub-af/usage`` answers ``{"usage": ..., "policy": ...}``: af-accounting's
-``usage/me`` (this period's core-hours, GPU-hours, what runs now) and ``policy/me``
-(the limits that apply to me and where each comes from, and ``remaining``), both
-asked with the notebook server's own ``JUPYTERHUB_API_TOKEN``, never a browser's
-credentials. af-accounting decides what the token may read.
-
-The hub's side is :func:`jhub_af.lab.hubconfig.usage_hub_config`.
+:class:`PanelUsage` asks af-accounting, :class:`UsageHandler` answers
+``GET {base_url}jhub-af/usage``, :func:`usage_handlers` routes it. The hub's side is
+:func:`jhub_af.lab.hubconfig.usage_hub_config`.
 """
 
 from __future__ import annotations
@@ -14,12 +10,11 @@ from __future__ import annotations
 import json
 import os
 
-from jupyter_server.base.handlers import APIHandler
-from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from traitlets import Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from .api import PanelError, PanelHandler, panel_api
 from .hubconfig import ACCOUNTING_URL_ENV as ENV_URL
 
 ACCOUNTING_DOWN = (
@@ -38,15 +33,10 @@ REFUSED = (
 )
 
 
-class UsageError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 class PanelUsage(LoggingConfigurable):
-    """Reads the user's usage and policy from af-accounting for the Usage tab."""
+    """Reads the user's usage and policy from af-accounting for the Usage tab, with the
+    notebook server's own token (never a browser's credentials); af-accounting
+    decides what the token may read."""
 
     accounting_url = Unicode(
         config=True,
@@ -83,8 +73,10 @@ class PanelUsage(LoggingConfigurable):
     )
 
     async def _get(self, path: str) -> dict:
+        """af-accounting's JSON answer at ``path``; :class:`PanelError` 503 (not
+        configured, or down), 401 (the token refused) or 502 (a wrong answer)."""
         if not self.accounting_url:
-            raise UsageError(503, NOT_CONFIGURED)
+            raise PanelError(503, NOT_CONFIGURED)
         url = self.accounting_url.rstrip("/") + "/" + path
         req = HTTPRequest(
             url,
@@ -97,48 +89,49 @@ class PanelUsage(LoggingConfigurable):
         except HTTPClientError as e:
             detail = _error_of(e)
             if e.code in (401, 403):
-                raise UsageError(401, REFUSED.format(detail=detail or f"HTTP {e.code}")) from None
+                raise PanelError(401, REFUSED.format(detail=detail or f"HTTP {e.code}")) from None
             if e.code == 599 or e.code >= 502:
-                raise UsageError(503, ACCOUNTING_DOWN) from None
-            raise UsageError(502, f"af-accounting answered: {detail or e.code}") from None
+                raise PanelError(503, ACCOUNTING_DOWN) from None
+            raise PanelError(502, f"af-accounting answered: {detail or e.code}") from None
         except (OSError, TimeoutError):
-            raise UsageError(503, ACCOUNTING_DOWN) from None
+            raise PanelError(503, ACCOUNTING_DOWN) from None
         try:
             return json.loads(r.body)
         except ValueError:
-            raise UsageError(502, "af-accounting answered something that is not JSON.") from None
+            raise PanelError(502, "af-accounting answered something that is not JSON.") from None
 
     async def report(self) -> dict:
+        """``{"usage": ..., "policy": ...}``: af-accounting's ``usage/me`` (this period's
+        core-hours, GPU-hours, what runs now) and ``policy/me`` (the limits that apply
+        and where each comes from, and ``remaining``). Raises :class:`PanelError`.
+        Called by :class:`UsageHandler`."""
         return {"usage": await self._get("usage/me"), "policy": await self._get("policy/me")}
 
 
 def _error_of(e: HTTPClientError) -> str:
+    """af-accounting's own ``{"error": sentence}`` in a refusal, or ``""``."""
     try:
         return str(json.loads(e.response.body)["error"])[:300]
     except Exception:
         return ""
 
 
-class UsageHandler(APIHandler):
+class UsageHandler(PanelHandler):
+    """``GET {base_url}jhub-af/usage``, authorized as ``jhub-af:usage``."""
+
+    auth_resource = "jhub-af:usage"
+
     def initialize(self, usage: PanelUsage):
         self.usage = usage
 
-    def write_error(self, status_code, **kwargs):
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"error": self._reason}))
-
-    @web.authenticated
+    @panel_api
     async def get(self):
-        self.set_header("Content-Type", "application/json")
-        try:
-            report = await self.usage.report()
-        except UsageError as e:
-            self.set_status(e.status)
-            return self.finish(json.dumps({"error": e.message}))
-        self.finish(json.dumps(report))
+        """The user's :meth:`PanelUsage.report`."""
+        self.answer(await self.usage.report())
 
 
 def usage_handlers(serverapp) -> list[tuple]:
-    """The Usage tab's route for ``serverapp.web_app.add_handlers``."""
+    """The Usage tab's route for ``serverapp.web_app.add_handlers``, with one
+    :class:`PanelUsage` configured from ``serverapp``. Called by ``jhub_af.lab``."""
     route = serverapp.base_url.rstrip("/") + "/jhub-af/usage"
     return [(route, UsageHandler, {"usage": PanelUsage(parent=serverapp)})]

@@ -1,13 +1,6 @@
-"""The Dask Gateway as the panel's server sees it: dask_gateway's own client, with the
-notebook server's credentials, run off the event loop, its failures turned into
-sentences a physicist can act on.
-
-The spawner sets ``DASK_GATEWAY__ADDRESS``, ``DASK_GATEWAY__AUTH__TYPE=jupyterhub``
-and the server's ``JUPYTERHUB_API_TOKEN``, so ``Gateway()`` needs no arguments here,
-as in a notebook. The gateway decides which clusters are the user's: every call goes
-to its API with the user's token, and a cluster name from a request goes nowhere else
-(it is checked to be a plain name first, so it cannot change the API path).
-"""
+"""The Dask Gateway as the panel's server sees it (:class:`PanelGateway`): dask_gateway's
+own client with the notebook server's credentials, run off the event loop, its
+failures turned into :class:`PanelError` sentences (:func:`_translate`)."""
 
 from __future__ import annotations
 
@@ -21,6 +14,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from jhub_af.gateway import QUOTA_REFUSAL_HEADER
 
+from ..api import PanelError
 from .options import OptionsError, apply_options, options_spec
 
 # dask-gateway-server names clusters "<namespace>.<hex>"; anything else is refused
@@ -44,38 +38,33 @@ CREDENTIALS = (
 )
 
 
-class GatewayError(Exception):
-    """A refusal or failure with the HTTP status the panel's handler answers."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 def check_name(name: str) -> str:
+    """``name`` if it looks like a gateway cluster name, so that it cannot change the
+    gateway API's path; else :class:`PanelError` (400). Called by :class:`PanelGateway`."""
     if not isinstance(name, str) or not CLUSTER_NAME.match(name):
-        raise GatewayError(400, "That is not a Dask cluster name (like dask-gateway.1a2b3c).")
+        raise PanelError(400, "That is not a Dask cluster name (like dask-gateway.1a2b3c).")
     return name
 
 
 def check_count(value, what: str, allow_none: bool = False) -> int | None:
+    """``value`` if it is a whole number of workers from 0 to ``MAX_WORKERS`` (or None
+    when ``allow_none``); else :class:`PanelError` (400) naming ``what``."""
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_WORKERS:
-        raise GatewayError(
-            400, f"{what} must be a whole number of workers from 0 to {MAX_WORKERS}."
-        )
+        raise PanelError(400, f"{what} must be a whole number of workers from 0 to {MAX_WORKERS}.")
     return value
 
 
 class GatewayRefused(Exception):
-    """A 401 or 403 from the gateway, with the sentence of its JSON body."""
+    """What the gateway said when it refused a request: its own status (401, 403, or
+    403 for a quota refusal) and the sentence of its JSON body. Raised by the client's
+    ``_request``; turned into the panel's :class:`PanelError` by :func:`_translate`."""
 
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
+    def __init__(self, gateway_status: int, sentence: str):
+        super().__init__(sentence)
+        self.gateway_status = gateway_status
+        self.sentence = sentence
 
 
 def _client_class():
@@ -133,44 +122,48 @@ def _client_class():
     return PanelGatewayClient
 
 
-def _translate(e: BaseException, name: str | None = None) -> GatewayError:
-    """Map what dask_gateway's client raises to a status and a sentence."""
+def _translate(e: BaseException, name: str | None = None) -> PanelError:
+    """The :class:`PanelError` for what dask_gateway's client raised while working on
+    cluster ``name`` (if any): 400 bad options, 401 credentials to renew, 403 refused
+    (the quota's reason), 404 no such cluster of this user (another user's included),
+    409 not running, 502/503 the gateway failed or is down. Called by
+    :meth:`PanelGateway._run`."""
     import aiohttp
     from dask_gateway.client import GatewayClusterError, GatewayServerError
 
-    if isinstance(e, GatewayError):
+    if isinstance(e, PanelError):
         return e
     if isinstance(e, OptionsError):
-        return GatewayError(400, str(e))
+        return PanelError(400, str(e))
     if isinstance(e, GatewayRefused):
-        if e.status == 401:
-            return GatewayError(401, CREDENTIALS)
-        if name and "lacks permissions" in e.message:
+        if e.gateway_status == 401:
+            return PanelError(401, CREDENTIALS)
+        if name and "lacks permissions" in e.sentence:
             # another user's cluster: the same answer as for no cluster at all
-            return GatewayError(404, f"You have no Dask cluster named {name}.")
+            return PanelError(404, f"You have no Dask cluster named {name}.")
         # the quota backend refuses a cluster with af-accounting's reason
-        return GatewayError(403, e.message or "The Dask Gateway refused this request.")
+        return PanelError(403, e.sentence or "The Dask Gateway refused this request.")
     if isinstance(e, aiohttp.ClientResponseError):
         if e.status in (502, 503, 504):
-            return GatewayError(503, GATEWAY_DOWN)
-        return GatewayError(502, f"The Dask Gateway answered HTTP {e.status}: {e.message}")
+            return PanelError(503, GATEWAY_DOWN)
+        return PanelError(502, f"The Dask Gateway answered HTTP {e.status}: {e.message}")
     if isinstance(e, aiohttp.ClientError | OSError | asyncio.TimeoutError):
-        return GatewayError(503, GATEWAY_DOWN)
+        return PanelError(503, GATEWAY_DOWN)
     if isinstance(e, GatewayClusterError):
         # "cluster X is not running": still starting, or already stopped
-        return GatewayError(
+        return PanelError(
             409,
             f"Dask cluster {name or ''} is not running (still starting, or stopped); "
             "wait until the panel shows it running, then try again.".replace("  ", " "),
         )
     if isinstance(e, GatewayServerError):
-        return GatewayError(502, f"The Dask Gateway failed: {str(e)[:300]}")
+        return PanelError(502, f"The Dask Gateway failed: {str(e)[:300]}")
     if isinstance(e, ValueError):
         text = str(e)
         if name and ("not found" in text.lower() or "does not exist" in text.lower()):
-            return GatewayError(404, f"You have no Dask cluster named {name}.")
-        return GatewayError(400, text[:500])
-    return GatewayError(500, f"The Dask Gateway request failed: {type(e).__name__}")
+            return PanelError(404, f"You have no Dask cluster named {name}.")
+        return PanelError(400, text[:500])
+    return PanelError(500, f"The Dask Gateway request failed: {type(e).__name__}")
 
 
 def _report(r) -> dict:
@@ -188,7 +181,14 @@ def _report(r) -> dict:
 
 
 class PanelGateway:
-    """One ``dask_gateway.Gateway`` per notebook server, called from worker threads."""
+    """The Dask tab's calls to the gateway: one ``dask_gateway.Gateway`` per notebook
+    server, called from worker threads.
+
+    ``Gateway()`` needs no arguments, as in a notebook: the spawner sets
+    ``DASK_GATEWAY__ADDRESS``, ``DASK_GATEWAY__AUTH__TYPE=jupyterhub`` and the
+    server's ``JUPYTERHUB_API_TOKEN``. The gateway decides which clusters are the
+    user's. Every method raises :class:`PanelError`; the Dask tab's handlers call them.
+    """
 
     def __init__(self, log=None):
         self.log = log
@@ -197,16 +197,18 @@ class PanelGateway:
         self._pool = ThreadPoolExecutor(4, thread_name_prefix="jhub-af-dask")
 
     def gateway(self):
+        """The shared client, made on first use; :class:`PanelError` (503) when this
+        server's environment names no gateway or has no token."""
         with self._lock:
             if self._gateway is None:
                 import dask
 
                 if not dask.config.get("gateway.address", None):
-                    raise GatewayError(503, NOT_CONFIGURED)
+                    raise PanelError(503, NOT_CONFIGURED)
                 try:
                     self._gateway = _client_class()()
                 except ValueError:  # no address or no token in this server's environment
-                    raise GatewayError(503, NOT_CONFIGURED) from None
+                    raise PanelError(503, NOT_CONFIGURED) from None
             return self._gateway
 
     async def _run(self, fn, *args, name: str | None = None):
@@ -222,23 +224,30 @@ class PanelGateway:
     # ---- the calls behind the handlers ---------------------------------------
 
     async def options(self) -> list[dict]:
+        """The gateway's cluster options for this user, as ``options_spec`` lists them."""
         return await self._run(
             lambda: options_spec(self.gateway().cluster_options(use_local_defaults=False))
         )
 
     async def clusters(self) -> list[dict]:
+        """The user's clusters (notebooks' included), oldest first, each as
+        :func:`_report` with workers, cores and memory when the dashboard answers."""
         reports = await self._run(lambda: self.gateway().list_clusters())
         out = [_report(r) for r in reports]
         await asyncio.gather(*(self._add_workers(c) for c in out))
         return sorted(out, key=lambda c: c["start_time"] or 0)
 
     async def cluster(self, name: str) -> dict:
+        """One of the user's clusters, as in :meth:`clusters`; 404 if it is not theirs."""
         check_name(name)
         out = _report(await self._run(lambda: self.gateway().get_cluster(name), name=name))
         await self._add_workers(out)
         return out
 
     async def create(self, values) -> dict:
+        """A new cluster with the option ``values`` (a dict from the browser, checked
+        against the gateway's options); answers it as :meth:`cluster` does."""
+
         def submit():
             g = self.gateway()
             options = apply_options(g.cluster_options(use_local_defaults=False), values)
@@ -248,6 +257,7 @@ class PanelGateway:
         return await self.cluster(name)
 
     async def stop(self, name: str) -> None:
+        """Stop the user's cluster ``name``; 404 if there is none."""
         check_name(name)
 
         def stop():
@@ -258,17 +268,20 @@ class PanelGateway:
         await self._run(stop, name=name)
 
     async def scale(self, name: str, n) -> dict:
+        """Ask for ``n`` workers; ``{"capped", "reason"}`` as :meth:`_capped` says."""
         check_name(name)
         n = check_count(n, "n")
         body = {"count": n}
         return await self._capped(name, "scale", body)
 
     async def adapt(self, name: str, minimum, maximum) -> dict:
+        """Adapt between ``minimum`` and ``maximum`` workers (either may be None);
+        ``{"capped", "reason"}`` as :meth:`_capped` says."""
         check_name(name)
         minimum = check_count(minimum, "minimum", allow_none=True)
         maximum = check_count(maximum, "maximum", allow_none=True)
         if minimum is not None and maximum is not None and minimum > maximum:
-            raise GatewayError(400, "The minimum must not be larger than the maximum.")
+            raise PanelError(400, "The minimum must not be larger than the maximum.")
         body = {"minimum": minimum, "maximum": maximum, "active": True}
         return await self._capped(name, "adapt", body)
 

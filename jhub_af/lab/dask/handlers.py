@@ -1,109 +1,68 @@
-"""The Dask tab's REST API under ``{base_url}jhub-af/dask/`` (see :mod:`jhub_af.lab.dask`)."""
+"""The Dask tab's handlers under ``{base_url}jhub-af/dask/``, each a thin call to
+:class:`PanelGateway`; routes in :func:`jhub_af.lab.dask.dask_handlers`."""
 
 from __future__ import annotations
 
-import json
-
-from jupyter_server.base.handlers import APIHandler
-from tornado import web
-
-from .gateway import GatewayError, PanelGateway
-
-MAX_BODY = 16 * 1024
+from ..api import PanelHandler, panel_api
+from .gateway import PanelGateway
 
 
-class DaskHandler(APIHandler):
-    """jupyter-server auth (token or cookie + XSRF) on every method; JSON errors."""
+class DaskHandler(PanelHandler):
+    """The Dask tab's base: the server's one :class:`PanelGateway`, authorized as
+    ``jhub-af:dask``."""
+
+    auth_resource = "jhub-af:dask"
 
     def initialize(self, gateway: PanelGateway):
         self.gateway = gateway
 
-    def write_error(self, status_code, **kwargs):
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        message = self._reason
-        if isinstance(exc, web.HTTPError) and exc.log_message:
-            message = exc.log_message
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"error": message}))
-
-    def answer(self, body, status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(body))
-
-    def body(self) -> dict:
-        if len(self.request.body) > MAX_BODY:
-            raise GatewayError(400, "The request is too large.")
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            raise GatewayError(400, "The request body is not valid JSON.") from None
-        if not isinstance(body, dict):
-            raise GatewayError(400, "The request body must be a JSON object.")
-        return body
-
-    async def call(self, coro_fn, *args, status: int = 200):
-        try:
-            result = await coro_fn(*args)
-        except GatewayError as e:
-            return self.answer({"error": e.message}, e.status)
-        self.answer(result if result is not None else {}, status)
-
 
 class OptionsHandler(DaskHandler):
-    @web.authenticated
+    @panel_api
     async def get(self):
-        async def options():
-            return {"cluster_options": await self.gateway.options()}
-
-        await self.call(options)
+        """``GET options``: ``{"cluster_options": [{"field", "label", "default", "spec"}]}``,
+        the gateway's options for this user with their bounds."""
+        self.answer({"cluster_options": await self.gateway.options()})
 
 
 class ClustersHandler(DaskHandler):
-    @web.authenticated
+    @panel_api
     async def get(self):
-        async def clusters():
-            return {"clusters": await self.gateway.clusters()}
+        """``GET clusters``: ``{"clusters": [...]}``, the user's pending and running
+        clusters with status, workers, cores, memory and the dashboard link."""
+        self.answer({"clusters": await self.gateway.clusters()})
 
-        await self.call(clusters)
-
-    @web.authenticated
+    @panel_api
     async def post(self):
-        async def create():
-            body = self.body()
-            return await self.gateway.create(body.get("cluster_options", body))
-
-        await self.call(create, status=201)
+        """``POST clusters`` ``{"cluster_options": {...}}``: a new cluster (201)."""
+        body = self.json_body()
+        self.answer(await self.gateway.create(body.get("cluster_options", body)), 201)
 
 
 class ClusterHandler(DaskHandler):
-    @web.authenticated
+    @panel_api
     async def get(self, name):
-        await self.call(self.gateway.cluster, name)
+        """``GET clusters/{name}``: one cluster of the user's, or 404."""
+        self.answer(await self.gateway.cluster(name))
 
-    @web.authenticated
+    @panel_api
     async def delete(self, name):
-        async def stop():
-            await self.gateway.stop(name)
-            return {"name": name, "stopped": True}
-
-        await self.call(stop)
+        """``DELETE clusters/{name}``: stop it; ``{"name", "stopped": true}``."""
+        await self.gateway.stop(name)
+        self.answer({"name": name, "stopped": True})
 
 
 class ScaleHandler(DaskHandler):
-    @web.authenticated
+    @panel_api
     async def post(self, name):
-        async def scale():
-            return await self.gateway.scale(name, self.body().get("n"))
-
-        await self.call(scale)
+        """``POST clusters/{name}/scale`` ``{"n"}``: ``{"capped", "reason"}``, the reason
+        being the gateway's when the user's Dask quota held the request back."""
+        self.answer(await self.gateway.scale(name, self.json_body().get("n")))
 
 
 class AdaptHandler(DaskHandler):
-    @web.authenticated
+    @panel_api
     async def post(self, name):
-        async def adapt():
-            body = self.body()
-            return await self.gateway.adapt(name, body.get("minimum"), body.get("maximum"))
-
-        await self.call(adapt)
+        """``POST clusters/{name}/adapt`` ``{"minimum", "maximum"}``: as ``scale``."""
+        body = self.json_body()
+        self.answer(await self.gateway.adapt(name, body.get("minimum"), body.get("maximum")))

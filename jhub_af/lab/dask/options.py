@@ -30,6 +30,8 @@ def _type_name(field: Field) -> str:
 
 
 def field_spec(field: Field) -> dict:
+    """One gateway option as the panel's form draws it: ``{"field", "label", "default",
+    "spec": {"type", "min"?, "max"?, "options"?}}``. Called by :func:`options_spec`."""
     spec: dict = {"type": _type_name(field)}
     for attr in ("min", "max"):
         if getattr(field, attr, None) is not None:

@@ -5,12 +5,13 @@ Public face:
 - :class:`RucioPanel`: the configuration (``c.RucioPanel.instances``, downloads' root, paging);
 - :func:`rucio_handlers`: the routes under ``{base_url}jhub-af/rucio/`` that
   ``jhub_af.lab`` registers in the user's server;
-- :class:`RucioClient`: the small async REST client (paged listings, replicas of one page);
+- :class:`RucioClient`: the small async REST client (paged listings, replicas of one
+  page), raising the panel's :class:`jhub_af.lab.api.PanelError`;
 - the pure helpers the handlers use: :func:`parse_instance`, :func:`confine_target`,
   :func:`uproot_snippet`.
 """
 
-from .client import RucioClient, RucioError, take_page
+from .client import RucioClient, take_page
 from .config import ConfigError, InstanceConfig, RucioPanel, parse_instance
 from .handlers import rucio_handlers
 from .paths import TargetRefused, confine_target, file_basename
@@ -20,7 +21,6 @@ __all__ = [
     "ConfigError",
     "InstanceConfig",
     "RucioClient",
-    "RucioError",
     "RucioPanel",
     "TargetRefused",
     "confine_target",

@@ -1,16 +1,6 @@
-"""A small async client for Rucio's REST API, made for paging.
-
-Rucio streams its listings as one JSON object per line. This client reads them
-line by line and stops as soon as it has a page, so the first page of a
-100,000-file dataset costs one short ``list_files`` read plus ``/replicas/list``
-for that page's files only (rucio-jupyterlab lists every replica first).
-
-Tokens: ``userpass`` and ``x509`` tokens are fetched from the auth server once and
-cached per instance until shortly before they expire (and fetched again once if
-Rucio refuses one); ``oidc`` reads the user's IAM token from its file on every
-call (jhub_af's BearerTokenKeeper rewrites the file before it expires). Tokens
-are never logged.
-"""
+"""A small async client for Rucio's REST API, made for paging: :class:`RucioClient`,
+:func:`take_page` (one page of a streamed listing), :func:`did_item` (the panel's
+item for a DID)."""
 
 from __future__ import annotations
 
@@ -26,25 +16,19 @@ from urllib.parse import quote
 
 import httpx
 
+from ..api import PanelError
 from .config import InstanceConfig
 
 TOKEN_MARGIN_SECONDS = 300
 
 
-class RucioError(Exception):
-    """A failure to show the user: ``status`` is the HTTP status for the panel."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 def did_path(scope: str, name: str) -> str:
+    """``scope/name`` quoted for a Rucio API path (slashes in names included)."""
     return f"{quote(scope, safe='')}/{quote(name, safe='')}"
 
 
 def default_proxy_path() -> str:
+    """The user's X.509 proxy: ``$X509_USER_PROXY``, else ``/tmp/x509up_u<uid>``."""
     return os.environ.get("X509_USER_PROXY") or f"/tmp/x509up_u{os.getuid()}"  # noqa: S108
 
 
@@ -79,7 +63,21 @@ async def take_page(lines: AsyncIterator[dict], page: int, page_size: int) -> tu
 
 
 class RucioClient:
-    """One Rucio instance, with the user's credentials."""
+    """One Rucio instance, with the credentials of its configuration; one per instance,
+    kept by the Data tab's handlers. Every call raises :class:`PanelError` with a
+    sentence naming the instance (401 credentials, 403 refused, 404 unknown DID,
+    409 conflict, 503 unreachable or failing).
+
+    Rucio streams its listings as one JSON object per line; the listings here stop
+    reading as soon as they have a page (:func:`take_page`), so the first page of a
+    100,000-file dataset costs one short ``list_files`` read plus ``/replicas/list``
+    for that page's files only.
+
+    Tokens: ``userpass`` and ``x509`` tokens are fetched from the auth server once and
+    cached until shortly before they expire (and fetched again once if Rucio refuses
+    one); ``oidc`` reads the user's IAM token from its file on every call (the
+    BearerTokenKeeper rewrites the file before it expires). Tokens are never logged.
+    """
 
     def __init__(self, config: InstanceConfig, timeout: float = 30, log=None):
         self.config = config
@@ -102,35 +100,36 @@ class RucioClient:
         return ctx
 
     async def close(self) -> None:
+        """Close the HTTP connections."""
         await self.http.aclose()
 
     # --- credentials ---------------------------------------------------------
 
-    def _unreachable(self, exc: Exception) -> RucioError:
-        return RucioError(
+    def _unreachable(self, exc: Exception) -> PanelError:
+        return PanelError(
             503,
             f"The Rucio server '{self.config.name}' ({self.config.url}) does not answer "
             f"({type(exc).__name__}). Try again in a few minutes; if it persists, tell "
             "your facility's admins.",
         )
 
-    def _refused(self) -> RucioError:
+    def _refused(self) -> PanelError:
         c = self.config
         if c.auth == "oidc":
-            return RucioError(
+            return PanelError(
                 401,
                 f"Rucio '{c.name}' did not accept your IAM token (it may have expired). "
                 "Stop and start your server from the hub's control panel (File > Hub "
                 "Control Panel), or log out and in again, to get a fresh token.",
             )
         if c.auth == "x509":
-            return RucioError(
+            return PanelError(
                 401,
                 f"Rucio '{c.name}' did not accept your X.509 proxy "
                 f"({c.proxy_path or default_proxy_path()}); it may have expired. Renew it "
                 "(voms-proxy-init) in a terminal and try again.",
             )
-        return RucioError(
+        return PanelError(
             401,
             f"Rucio '{c.name}' did not accept the username and password configured for "
             f"account '{c.account}'. Ask your facility's admins to check the panel's "
@@ -144,7 +143,7 @@ class RucioClient:
         except OSError:
             token = ""
         if not token:
-            raise RucioError(
+            raise PanelError(
                 401,
                 f"No IAM token for Rucio '{self.config.name}' (no $BEARER_TOKEN_FILE). "
                 "Stop and start your server from the hub's control panel (File > Hub "
@@ -164,7 +163,7 @@ class RucioClient:
             url = f"{c.auth_url}/auth/userpass"
         else:
             if not os.path.exists(proxy):
-                raise RucioError(
+                raise PanelError(
                     401,
                     f"No X.509 proxy at {proxy} for Rucio '{c.name}'. Create one "
                     "(voms-proxy-init) in a terminal and try again.",
@@ -182,7 +181,7 @@ class RucioClient:
         except httpx.HTTPError as e:
             raise self._unreachable(e) from None
         except ssl.SSLError as e:
-            raise RucioError(
+            raise PanelError(
                 401,
                 f"Your X.509 proxy {proxy} cannot be used ({e}). "
                 "Renew it (voms-proxy-init) and try again.",
@@ -215,7 +214,7 @@ class RucioClient:
 
     # --- requests ------------------------------------------------------------
 
-    def _upstream_error(self, r: httpx.Response) -> RucioError:
+    def _upstream_error(self, r: httpx.Response) -> PanelError:
         cls = r.headers.get("ExceptionClass", "")
         msg = r.headers.get("ExceptionMessage", "")
         if not msg:
@@ -225,19 +224,19 @@ class RucioClient:
             except (ValueError, AttributeError):
                 msg = ""
         if r.status_code == 404 or cls.endswith("NotFound"):
-            return RucioError(404, f"Rucio '{self.config.name}': {msg or 'not found'}.")
+            return PanelError(404, f"Rucio '{self.config.name}': {msg or 'not found'}.")
         if r.status_code in (401, 403) and cls == "AccessDenied":
-            return RucioError(403, f"Rucio '{self.config.name}' refused this: {msg}")
+            return PanelError(403, f"Rucio '{self.config.name}' refused this: {msg}")
         if r.status_code == 409:
-            return RucioError(409, f"Rucio '{self.config.name}': {msg}")
+            return PanelError(409, f"Rucio '{self.config.name}': {msg}")
         if r.status_code >= 500:
-            return RucioError(
+            return PanelError(
                 503,
                 f"The Rucio server '{self.config.name}' failed ({r.status_code} "
                 f"{cls or 'error'}). Try again in a few minutes; if it persists, tell your "
                 "facility's admins.",
             )
-        return RucioError(400, f"Rucio '{self.config.name}' refused the request: {cls} {msg}")
+        return PanelError(400, f"Rucio '{self.config.name}' refused the request: {cls} {msg}")
 
     @asynccontextmanager
     async def _stream(self, method: str, path: str, **kwargs):
@@ -271,6 +270,7 @@ class RucioClient:
         return json.loads(body) if body.strip() else None
 
     async def ping(self) -> dict:
+        """Rucio's ``ping`` answer (its version)."""
         return await self._json("GET", "ping")
 
     # --- the panel's queries ---------------------------------------------------
@@ -278,6 +278,8 @@ class RucioClient:
     async def search(
         self, scope: str, pattern: str, did_type: str, page: int, page_size: int
     ) -> tuple[list[dict], bool]:
+        """One page of the DIDs of ``did_type`` in ``scope`` whose names match
+        ``pattern`` (Rucio's wildcards), as :func:`did_item`, and whether more follow."""
         params = {
             "type": did_type,
             "name": pattern,
@@ -331,6 +333,8 @@ class RucioClient:
         return found
 
     async def add_rule(self, scope: str, name: str, rse: str) -> str:
+        """A rule for one copy of ``scope:name`` at ``rse``, for the instance's account;
+        its id. The handler checks first that the instance allows ``rse``."""
         body = {
             "dids": [{"scope": scope, "name": name}],
             "copies": 1,
@@ -353,18 +357,18 @@ class RucioClient:
         try:
             async with self.http.stream("GET", pfn, headers=self.storage_headers()) as r:
                 if r.status_code in (401, 403):
-                    raise RucioError(
+                    raise PanelError(
                         401,
                         f"The storage refused to send {pfn} ({r.status_code}). "
                         + self._refused().message,
                     )
                 if r.status_code >= 300:
-                    raise RucioError(
+                    raise PanelError(
                         503, f"The storage answered {r.status_code} for {pfn}; try another replica."
                     )
                 yield r
         except httpx.HTTPError as e:
-            raise RucioError(
+            raise PanelError(
                 503,
                 f"The storage behind {pfn} does not answer ({type(e).__name__}); "
                 "try another replica.",

@@ -47,6 +47,9 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class InstanceConfig:
+    """One Rucio instance, parsed and checked by :func:`parse_instance`; its secrets
+    stay in the server (:meth:`public` is what the browser sees)."""
+
     name: str
     url: str
     auth_url: str
@@ -196,4 +199,7 @@ class RucioPanel(LoggingConfigurable):
         return proposal.value
 
     def parsed_instances(self, username: str = "") -> dict[str, InstanceConfig]:
+        """The instances by name, with ``{username}`` filled in for ``username``;
+        raises :class:`ConfigError` naming a wrong entry. Called once per server by
+        the Data tab's handlers."""
         return {i.name: i for i in (parse_instance(e, username) for e in self.instances)}

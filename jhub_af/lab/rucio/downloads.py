@@ -14,7 +14,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .client import RucioClient, RucioError
+from ..api import PanelError
+from .client import RucioClient
 from .snippet import scheme
 
 CHUNK = 1 << 20
@@ -22,6 +23,9 @@ CHUNK = 1 << 20
 
 @dataclass
 class Download:
+    """One download: where it goes, its progress, and ``error`` (a sentence) when its
+    ``state`` is ``"failed"``."""
+
     id: str
     path: Path
     root: Path
@@ -32,6 +36,7 @@ class Download:
     task: asyncio.Task | None = field(default=None, repr=False)
 
     def public(self) -> dict:
+        """What ``GET downloads/{id}`` answers; ``path`` relative to the download root."""
         return {
             "id": self.id,
             "state": self.state,
@@ -64,11 +69,15 @@ class Downloads:
         self.items: dict[str, Download] = {}
 
     def get(self, download_id: str) -> Download | None:
+        """The download with this id, or None (unknown, or the server restarted)."""
         return self.items.get(download_id)
 
     def start(
         self, client: RucioClient, pfn: str, path: Path, root: Path, size: int | None
     ) -> Download:
+        """Start copying ``pfn`` (https or file) to ``path`` (already confined to
+        ``root``) in the background; its :class:`Download`, whose state the panel polls.
+        Failures end up in its ``error``, never raised."""
         dl = Download(id=secrets.token_hex(8), path=path, root=root, bytes_total=size)
         self.items[dl.id] = dl
         dl.task = asyncio.ensure_future(self._run(dl, client, pfn))
@@ -90,7 +99,7 @@ class Downloads:
                             await asyncio.to_thread(out.write, chunk)
                             dl.bytes_done += len(chunk)
             if dl.bytes_total is not None and dl.bytes_done != dl.bytes_total:
-                raise RucioError(
+                raise PanelError(
                     503,
                     f"The transfer stopped after {dl.bytes_done} of {dl.bytes_total} bytes; "
                     "try again or pick another replica.",
@@ -99,7 +108,7 @@ class Downloads:
             dl.state = "done"
         except FileExistsError:
             dl.state, dl.error = "failed", f"{dl.path.name} appeared meanwhile; nothing replaced."
-        except RucioError as e:
+        except PanelError as e:
             dl.state, dl.error = "failed", e.message
         except OSError as e:
             dl.state, dl.error = "failed", f"Could not write the file: {e.strerror}."
@@ -117,7 +126,7 @@ class Downloads:
         try:
             src = open(source, "rb")  # noqa: SIM115 (closed below)
         except OSError as e:
-            raise RucioError(
+            raise PanelError(
                 503,
                 f"The replica file://{source} cannot be read ({e.strerror}); "
                 "try another replica, or tell your facility's admins.",

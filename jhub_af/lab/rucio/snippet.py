@@ -9,6 +9,7 @@ SCHEME_PREFERENCE = ("root", "https", "davs", "http", "file")
 
 
 def scheme(pfn: str) -> str:
+    """The PFN's scheme in lower case (``root``, ``https``...), ``""`` if it has none."""
     return pfn.split("://", 1)[0].lower() if "://" in pfn else ""
 
 

@@ -56,6 +56,9 @@ class IAMLoginHandler(DenialPageMixin, OAuthLoginHandler):
     """The redirect to IAM, after discovery, with a nonce kept in a signed cookie."""
 
     async def get(self):
+        """Discover IAM's endpoints, set the nonce cookie, redirect to IAM (OAuthenticator).
+
+        Raises LoginDenied (503) when IAM cannot be reached."""
         try:
             await self.authenticator.discover()
         except IdPUnreachable as e:
@@ -66,6 +69,7 @@ class IAMLoginHandler(DenialPageMixin, OAuthLoginHandler):
         super().get()
 
     def authorize_redirect(self, *args, **kwargs):
+        """OAuthenticator's redirect, with this login's nonce among its parameters."""
         extra = dict(kwargs.pop("extra_params", None) or {})
         extra["nonce"] = self._af_nonce
         super().authorize_redirect(*args, extra_params=extra, **kwargs)
@@ -75,6 +79,8 @@ class IAMCallbackHandler(DenialPageMixin, OAuthCallbackHandler):
     """The return from IAM: state, code and errors checked with messages a user can act on."""
 
     def check_arguments(self):
+        """OAuthenticator's check of ``state`` and ``code``; IAM's own error, a bad state
+        or a missing code become a LoginDenied page (called by its ``get``)."""
         error = self.get_argument("error", "")
         if error:
             # the IdP's own words (escaped on the page), e.g. "access_denied"
@@ -91,6 +97,7 @@ class IAMCallbackHandler(DenialPageMixin, OAuthCallbackHandler):
             raise LoginDenied(*RETRY, status=400) from e
 
     def log_exception(self, typ, value, tb):
+        """tornado's hook: log the path only, never the query's code and state."""
         # tornado's own line names the whole URI, whose query holds the code and state
         if isinstance(value, web.HTTPError):
             self.log.warning(
@@ -109,6 +116,9 @@ class IAMCallbackHandler(DenialPageMixin, OAuthCallbackHandler):
             )
 
     def af_nonce(self) -> str | None:
+        """This login's nonce from its signed cookie (cleared: usable once), or None.
+
+        Called by :meth:`IAMAuthenticator.authenticate`."""
         value = self.get_secure_cookie(NONCE_COOKIE)
         self.clear_cookie(NONCE_COOKIE)
         return value.decode("utf8", "replace") if value else None
@@ -276,10 +286,13 @@ class IAMAuthenticator(GenericOAuthenticator):
         self._subject_of: dict[str, str] = {}  # username -> IAM subject, once signed in
 
     def get_handlers(self, app):
+        """OAuthenticator's login and callback routes plus the bearer-token API
+        (:class:`jhub_af.auth.bearer.BearerTokenHandler`). Called by JupyterHub."""
         return [*super().get_handlers(app), (BEARER_TOKEN_ROUTE, BearerTokenHandler)]
 
     @property
     def provider(self) -> OIDCProvider:
+        """The issuer's :class:`OIDCProvider`, made on first use; ValueError without issuer."""
         if self._provider is None:
             if not self.issuer:
                 raise ValueError("IAMAuthenticator.issuer must be set (the OIDC issuer URL)")
@@ -295,7 +308,8 @@ class IAMAuthenticator(GenericOAuthenticator):
         return await self.httpfetch(url, method="GET", validate_cert=self.validate_server_cert)
 
     async def discover(self) -> dict:
-        """Fill the endpoints that are not set explicitly from OIDC discovery."""
+        """Fill the endpoints that are not set explicitly from OIDC discovery; return the
+        metadata. Raises IdPUnreachable. Called before every login and token refresh."""
         meta = await self.provider.metadata()
         for trait, key in (
             ("authorize_url", "authorization_endpoint"),
@@ -327,6 +341,8 @@ class IAMAuthenticator(GenericOAuthenticator):
             raise IdPUnreachable(f"token endpoint: {type(e).__name__}") from e
 
     async def verify_id_token(self, token: object, nonce: str | None) -> dict:
+        """The claims of ``token`` for this client (IDTokenInvalid or IdPUnreachable
+        otherwise); ``nonce=None`` for a refresh. Called at login and refresh."""
         return await self.provider.verify_id_token(
             token,
             audience=self.client_id,
@@ -336,14 +352,35 @@ class IAMAuthenticator(GenericOAuthenticator):
         )
 
     async def authenticate(self, handler, data=None, **kwargs):
+        """The auth model of the user IAM signed in, after every check of this login.
+
+        OAuthenticator's own ``authenticate`` exchanges the code and reads userinfo;
+        this one also checks the nonce the login sent (kept in the callback handler's
+        cookie, which no other hook sees), verifies the ID token, and refuses a
+        userinfo subject other than the ID token's or a name that belongs to another
+        account. Raises :class:`LoginDenied` (the page says why) for every refusal.
+        Called by JupyterHub's login flow through :class:`IAMCallbackHandler`.
+        """
         nonce = handler.af_nonce() if isinstance(handler, IAMCallbackHandler) else None
         if not nonce:
             self.log.warning("IAM login without a nonce cookie")
             raise LoginDenied(*RETRY, status=400)
+        token_info = await self._exchange_code(handler, data)
+        id_claims = await self._verified_id_claims(token_info, nonce)
+        auth_model = await self._login_auth_model(token_info)
+        user_info = auth_model["auth_state"][self.user_auth_state_key]
+        if user_info.get("sub") != id_claims["sub"]:
+            self.log.warning("IAM userinfo subject differs from the ID token's")
+            raise LoginDenied(*RETRY, status=400)
+        await self._check_name_is_theirs(handler, auth_model["name"], id_claims["sub"])
+        return auth_model
+
+    async def _exchange_code(self, handler, data) -> dict:
+        """The token endpoint's answer to this login's authorization code."""
         try:
             await self.discover()
             params = self.build_access_tokens_request_params(handler, data)
-            token_info = await self._token_request(handler, params)
+            return await self._token_request(handler, params)
         except IdPUnreachable as e:
             self.log.warning("IAM login failed, provider unreachable: %s", e)
             raise LoginDenied(*UNREACHABLE, status=503) from e
@@ -352,8 +389,10 @@ class IAMAuthenticator(GenericOAuthenticator):
             self.log.warning("IAM refused the authorization code: %s", e)
             raise LoginDenied(*RETRY, status=400) from e
 
+    async def _verified_id_claims(self, token_info: dict, nonce: str) -> dict:
+        """The claims of the login's ID token, which must carry this login's nonce."""
         try:
-            id_claims = await self.verify_id_token(token_info.get("id_token"), nonce)
+            return await self.verify_id_token(token_info.get("id_token"), nonce)
         except IDTokenInvalid as e:
             self.log.warning("IAM login refused: %s", e)
             raise LoginDenied(
@@ -366,18 +405,18 @@ class IAMAuthenticator(GenericOAuthenticator):
             self.log.warning("IAM login failed, JWKS unreachable: %s", e)
             raise LoginDenied(*UNREACHABLE, status=503) from e
 
+    async def _login_auth_model(self, token_info: dict) -> dict:
+        """OAuthenticator's auth model (userinfo, auth_state, groups) for this login.
+
+        ``_token_to_auth_model`` is OAuthenticator's private step shared by its
+        ``authenticate`` and ``refresh_user``; it alone applies ``manage_groups`` and
+        ``modify_auth_state_hook``, so it is called rather than copied.
+        """
         try:
-            auth_model = await self._token_to_auth_model(token_info)
+            return await self._token_to_auth_model(token_info)
         except (HTTPClientError, OSError) as e:
             self.log.warning("IAM userinfo failed: %s", type(e).__name__)
             raise LoginDenied(*UNREACHABLE, status=503) from e
-
-        user_info = auth_model["auth_state"][self.user_auth_state_key]
-        if user_info.get("sub") != id_claims["sub"]:
-            self.log.warning("IAM userinfo subject differs from the ID token's")
-            raise LoginDenied(*RETRY, status=400)
-        await self._check_name_is_theirs(handler, auth_model["name"], id_claims["sub"])
-        return auth_model
 
     async def _check_name_is_theirs(self, handler, name: str, sub: str) -> None:
         """Refuse a login whose name already belongs to another IAM account.
@@ -403,6 +442,8 @@ class IAMAuthenticator(GenericOAuthenticator):
             )
 
     async def run_post_auth_hook(self, handler, authentication):
+        """JupyterHub's last step of a login that passed every check: remember whose
+        IAM subject the name belongs to (see :meth:`_check_name_is_theirs`)."""
         # the login passed every check (blocked users, allowed): the name is theirs
         authentication = await super().run_post_auth_hook(handler, authentication)
         state = (authentication or {}).get("auth_state") or {}
@@ -412,6 +453,8 @@ class IAMAuthenticator(GenericOAuthenticator):
         return authentication
 
     def user_info_to_username(self, user_info):
+        """OAuthenticator's hook: the normalized ``username_claim``. Raises LoginDenied
+        when the claim is missing or the name is too long or holds other characters."""
         raw = user_info.get(self.username_claim) if isinstance(user_info, dict) else None
         if not isinstance(raw, str) or not raw.strip():
             raise LoginDenied(
@@ -431,6 +474,7 @@ class IAMAuthenticator(GenericOAuthenticator):
         return name
 
     def build_auth_state_dict(self, token_info, user_info):
+        """OAuthenticator's hook: its auth_state plus ``expires_at`` (epoch seconds)."""
         auth_state = super().build_auth_state_dict(token_info, user_info)
         expires_in = token_info.get("expires_in")
         if isinstance(expires_in, int | float):
@@ -466,6 +510,7 @@ class IAMAuthenticator(GenericOAuthenticator):
         return auth_model
 
     async def get_user_groups(self, auth_state):
+        """OAuthenticator's hook (``manage_groups``): the VO groups update_auth_model kept."""
         return set(auth_state.get("af_groups", []))
 
     async def refresh_user(self, user, handler=None, **kwargs):

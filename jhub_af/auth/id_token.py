@@ -25,7 +25,8 @@ class UnknownSigningKey(IDTokenInvalid):
     """The token names a key the cached JWKS does not have: refetch it (key rotation)."""
 
 
-def _fail(check: str) -> IDTokenInvalid:
+def _rejected(check: str) -> IDTokenInvalid:
+    """The error for a failed ``check`` (its name only: never the token)."""
     return IDTokenInvalid(f"ID token rejected: {check}")
 
 
@@ -43,42 +44,45 @@ def verify_id_token(
     """Return the token's claims if every check passes; raise IDTokenInvalid otherwise.
 
     ``nonce=None`` skips the nonce check (a token from a refresh has none to match).
+    Raises :class:`UnknownSigningKey` (an IDTokenInvalid) when the token's key is not
+    in ``key_set``, so the caller can refetch the JWKS once. Called by
+    :meth:`OIDCProvider.verify_id_token`.
     """
     if not isinstance(token, str) or token.count(".") != 2:
-        raise _fail("not a signed JWT")
+        raise _rejected("not a signed JWT")
     try:
         decoded = jwt.decode(token, key_set, algorithms=list(algorithms))
     except errors.InvalidKeyIdError as e:
         raise UnknownSigningKey("ID token rejected: signed with an unpublished key") from e
     except errors.UnsupportedAlgorithmError as e:
-        raise _fail("signature algorithm not allowed") from e
+        raise _rejected("signature algorithm not allowed") from e
     except errors.BadSignatureError as e:
-        raise _fail("bad signature") from e
+        raise _rejected("bad signature") from e
     except (errors.JoseError, ValueError) as e:
-        raise _fail("malformed token") from e
+        raise _rejected("malformed token") from e
     claims = decoded.claims
     now = time.time() if now is None else now
 
     if claims.get("iss") != issuer:
-        raise _fail("wrong issuer")
+        raise _rejected("wrong issuer")
     aud = claims.get("aud")
     audiences = aud if isinstance(aud, list) else [aud]
     if audience not in audiences:
-        raise _fail("wrong audience")
+        raise _rejected("wrong audience")
     if len(audiences) > 1 and claims.get("azp") != audience:
-        raise _fail("wrong authorized party")
+        raise _rejected("wrong authorized party")
     exp = claims.get("exp")
     if not isinstance(exp, int | float):
-        raise _fail("no expiry")
+        raise _rejected("no expiry")
     if exp + leeway < now:
-        raise _fail("expired")
+        raise _rejected("expired")
     iat = claims.get("iat")
     if isinstance(iat, int | float) and iat - leeway > now:
-        raise _fail("issued in the future")
+        raise _rejected("issued in the future")
     if not isinstance(claims.get("sub"), str) or not claims["sub"]:
-        raise _fail("no subject")
+        raise _rejected("no subject")
     if nonce is not None:
         got = claims.get("nonce")
         if not isinstance(got, str) or not hmac.compare_digest(got, nonce):
-            raise _fail("wrong nonce")
+            raise _rejected("wrong nonce")
     return claims

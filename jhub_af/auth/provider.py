@@ -23,6 +23,12 @@ class IdPUnreachable(Exception):
 
 
 class OIDCProvider:
+    """One OIDC provider's discovery metadata and signing keys, cached.
+
+    ``fetch_json(url)`` is how it reads the web (IAMAuthenticator passes its own
+    ``httpfetch``); every failure to read becomes :class:`IdPUnreachable`.
+    """
+
     def __init__(
         self,
         issuer: str,
@@ -47,6 +53,7 @@ class OIDCProvider:
         self._keys_at = float("-inf")
 
     async def _get(self, url: str, what: str) -> dict:
+        """The JSON object at ``url``; IdPUnreachable names ``what`` failed."""
         try:
             data = await self._fetch_json(url)
         except Exception as e:
@@ -56,7 +63,11 @@ class OIDCProvider:
         return data
 
     async def metadata(self) -> dict:
-        """The discovery document (cached); its issuer must be the configured one."""
+        """The discovery document (cached for ``metadata_ttl`` s).
+
+        Raises IdPUnreachable when it cannot be read or names another issuer.
+        Called by :meth:`IAMAuthenticator.discover` and :meth:`jwks_url`.
+        """
         if self._metadata is None or time.monotonic() - self._metadata_at > self.metadata_ttl:
             data = await self._get(self.discovery_url, "OIDC discovery")
             if data.get("issuer") != self.issuer:
@@ -69,6 +80,7 @@ class OIDCProvider:
         return self._metadata
 
     async def jwks_url(self) -> str:
+        """The configured JWKS URL, else discovery's ``jwks_uri`` (IdPUnreachable if none)."""
         if self._jwks_url:
             return self._jwks_url
         url = (await self.metadata()).get("jwks_uri")
@@ -77,6 +89,8 @@ class OIDCProvider:
         return url
 
     async def key_set(self, refresh: bool = False) -> KeySet:
+        """The provider's keys, fetched once; ``refresh=True`` fetches them again, at most
+        once per ``jwks_refetch_interval``. Raises IdPUnreachable."""
         stale = time.monotonic() - self._keys_at > self.jwks_refetch_interval
         if self._keys is None or (refresh and stale):
             data = await self._get(await self.jwks_url(), "JWKS")
@@ -97,7 +111,9 @@ class OIDCProvider:
         algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS,
         leeway: int = 60,
     ) -> dict:
-        """Verify against the cached keys; on an unknown key, refetch the JWKS once."""
+        """The ID token's claims, verified against the cached keys; on an unknown key
+        the JWKS is refetched once (key rotation). Raises IDTokenInvalid or
+        IdPUnreachable. Called by :meth:`IAMAuthenticator.verify_id_token`."""
         kwargs = dict(
             issuer=self.issuer, audience=audience, nonce=nonce, algorithms=algorithms, leeway=leeway
         )

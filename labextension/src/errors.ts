@@ -1,6 +1,10 @@
 /**
  * What the panel says when a request fails: the server's own sentence when it sent
- * one ({"error": ...}), otherwise a sentence for the status that says what to do.
+ * one, otherwise a sentence for the status that says what to do.
+ *
+ * Every error of the panel's handlers, and jupyter-server's own, is
+ * {"error": <code>, "message": <sentence>} (jhub_af/lab/api.py): the sentence is
+ * `message`; `error` is a code such as "service_unavailable", never shown.
  * Pure functions (unit-tested in test/errors.test.ts).
  */
 
@@ -20,7 +24,10 @@ export const SESSION_EXPIRED =
   'Your session with this notebook server has expired. Reload the page (you may be asked ' +
   'to sign in again); nothing you saved is lost.';
 
-/** The sentence for a failed request: status 0 means the request never got an answer. */
+/**
+ * The sentence for a failed request to `service`: the body's own sentence, else one
+ * for `status` (0: the request never got an answer). Called by api.ts requestAPI.
+ */
 export function errorMessage(service: Service, status: number, body: unknown): string {
   const own = serverSentence(body);
   if (own) {
@@ -44,15 +51,12 @@ export function errorMessage(service: Service, status: number, body: unknown): s
   return `${NAMES[service]} request failed (HTTP ${status}). Try again; if it lasts, tell the facility’s admins.`;
 }
 
-/** The server's {"error": "..."} (or jupyter-server's {"message": "..."}), if any. */
+/** The error body's `message`, trimmed and at most 1000 characters; '' if it has none. */
 export function serverSentence(body: unknown): string {
   if (body && typeof body === 'object') {
-    const b = body as Record<string, unknown>;
-    for (const key of ['error', 'message']) {
-      const v = b[key];
-      if (typeof v === 'string' && v.trim()) {
-        return v.trim().slice(0, 1000);
-      }
+    const message = (body as Record<string, unknown>).message;
+    if (typeof message === 'string' && message.trim()) {
+      return message.trim().slice(0, 1000);
     }
   }
   return '';

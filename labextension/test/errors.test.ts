@@ -12,14 +12,27 @@ import {
 const GATEWAY_DOWN = 'The Dask Gateway cannot be reached right now, so nothing was changed.';
 
 test("the server's sentence wins over any status text", () => {
-  assert.equal(errorMessage('dask', 503, { error: GATEWAY_DOWN }), GATEWAY_DOWN);
   assert.equal(
-    errorMessage('rucio', 401, { error: 'Your Rucio token expired: stop and start your server.' }),
+    errorMessage('dask', 503, { error: 'service_unavailable', message: GATEWAY_DOWN }),
+    GATEWAY_DOWN
+  );
+  assert.equal(
+    errorMessage('rucio', 401, {
+      error: 'unauthorized',
+      message: 'Your Rucio token expired: stop and start your server.'
+    }),
     'Your Rucio token expired: stop and start your server.'
   );
   assert.equal(
     errorMessage('dask', 400, { message: 'jupyter-server said' }),
     'jupyter-server said'
+  );
+});
+
+test('the error code is never shown as the sentence', () => {
+  assert.equal(
+    errorMessage('usage', 503, { error: 'service_unavailable' }),
+    'af-accounting (the usage service) cannot be reached right now. Try again in a minute; if it lasts, tell the facility’s admins.'
   );
 });
 
@@ -41,7 +54,7 @@ const fallbacks: [string, number, unknown, string][] = [
   [
     'usage down',
     504,
-    { error: '  ' },
+    { error: 'gateway_timeout', message: '  ' },
     'af-accounting (the usage service) cannot be reached right now. Try again in a minute; if it lasts, tell the facility’s admins.'
   ],
   [
@@ -70,10 +83,10 @@ for (const [name, status, body, want] of fallbacks) {
 }
 
 test('serverSentence takes only strings, trimmed and bounded', () => {
-  assert.equal(serverSentence({ error: 42 }), '');
+  assert.equal(serverSentence({ error: 'bad_request', message: 42 }), '');
   assert.equal(serverSentence(null), '');
   assert.equal(serverSentence('text'), '');
-  assert.equal(serverSentence({ error: 'x'.repeat(5000) }).length, 1000);
+  assert.equal(serverSentence({ message: 'x'.repeat(5000) }).length, 1000);
 });
 
 test('401 is the credentials case', () => {

@@ -15,17 +15,15 @@ import pytest
 import requests
 from accounting_hub import READER_TOKEN, auth, facility
 from harness import free_port
-from traitlets.config import Config
+from traitlets.config import Config, LoggingConfigurable
 
 from jhub_af.accounting import (
     AccountingClient,
     AccountingRefused,
     AccountingUnavailable,
     QuotaDenied,
-    release_for_spawn,
-    reserve_for_spawn,
+    SpawnReservation,
 )
-from jhub_af.accounting.spawn import client_for
 
 pytestmark = pytest.mark.integration
 __all__ = ["facility"]  # the module's hub, a fixture
@@ -122,26 +120,27 @@ async def test_a_reservation_waits_while_the_service_is_starting(facility):
         server.close()
 
 
-async def test_reserve_for_spawn_and_release_through_the_interface(facility):
+class StandInSpawner(LoggingConfigurable):
+    """What a SpawnReservation reads of its spawner: the user, the server's name, the log."""
+
+    name = "iface"
+    user = SimpleNamespace(name="olga")
+    _log_name = "olga:iface"
+
+
+async def test_spawn_reservation_reserves_and_releases_once(facility):
     config = Config()
     config.AccountingClient.url = facility["api"] + "/"
     config.AccountingClient.api_token = facility["spawner"]
-    import logging
-
-    spawner = SimpleNamespace(
-        config=config,
-        log=logging.getLogger("test"),
-        name="iface",
-        user=SimpleNamespace(name="olga"),
-        _log_name="olga:iface",
-    )
-    assert client_for(spawner) is client_for(spawner)
-    reservation = await reserve_for_spawn(spawner, {"cores": 1, "memory": "1G"})
-    assert spawner.accounting_reservation_id == reservation.id
-    await release_for_spawn(spawner, "stopped")
-    assert spawner.accounting_reservation_id is None
+    held = SpawnReservation(parent=StandInSpawner(config=config))
+    assert held.configured and held.client.url == facility["api"] + "/"
+    reservation = await held.reserve({"cores": 1, "memory": "1G"})
+    assert held.reservation_id == reservation.id
+    assert held.save({}) == {"accounting_reservation": reservation.id}
+    await held.release("stopped")
+    assert held.reservation_id is None
     # a second release has nothing left to send and never raises
-    await release_for_spawn(spawner, "stopped")
+    await held.release("stopped")
     state = requests.get(
         f"{facility['api']}/usage/users/olga", headers=auth(facility["tokens"]["olga"]), timeout=30
     ).json()

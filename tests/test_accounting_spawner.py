@@ -19,8 +19,8 @@ from accounting_hub import auth, user_token, wait_for_service
 from harness import free_port, local_spawner_config, login, start_hub, stop_server
 from traitlets.config import Config
 
+from jhub_af.accounting import ACCOUNTING_OFF, SpawnReservation
 from jhub_af.accounting.client import UNREACHABLE
-from jhub_af.accounting.spawn import ACCOUNTING_OFF
 from jhub_af.hub import spawn_body
 from jhub_af.spawner import ProfileSpawner
 
@@ -192,12 +192,19 @@ def wait_for(check, timeout: float = 30, what: str = ""):
     raise TimeoutError(what or repr(check))
 
 
-def test_accounting_off_without_a_url_is_said_once():
+def test_accounting_off_without_a_url_is_said_once(monkeypatch):
+    # as in a fresh hub process: nothing said yet (once per process is once per hub)
+    monkeypatch.setattr(SpawnReservation, "accounting_off_said", False)
     spawner = ProfileSpawner(config=Config())
     records = []
-    spawner.log.warning = lambda msg, *a: records.append(msg % a if a else msg)
+    # the hub's logger outlives this test: patched for it only
+    monkeypatch.setattr(
+        spawner.log, "warning", lambda msg, *a: records.append(msg % a if a else msg)
+    )
     assert [spawner._accounting_on(), spawner._accounting_on()] == [False, False]
     assert records == [ACCOUNTING_OFF]
+    assert ProfileSpawner(config=Config())._accounting_on() is False
+    assert records == [ACCOUNTING_OFF]  # a second spawner of the same hub says nothing
     config_on = Config()
     config_on.AccountingClient.url = DEAD_URL
     assert ProfileSpawner(config=config_on)._accounting_on() is True

@@ -4,7 +4,7 @@
 - :mod:`.ledger`: reservations and usage intervals (SQLite or PostgreSQL, Alembic).
 - :mod:`.service`: the JupyterHub service ``af-accounting`` (REST API, pages, /metrics).
 - :mod:`.client`: ``AccountingClient`` for the hub and the Dask Gateway.
-- :mod:`.spawn`: the small interface a spawner calls (``reserve_for_spawn`` ...).
+- :mod:`.spawn`: ``SpawnReservation``, one server's reservation, held by its spawner.
 - :mod:`.hubconfig`: the hub config that runs the service (services, roles, scopes).
 """
 
@@ -20,19 +20,18 @@ from .hubconfig import accounting_hub_config
 from .policy import QuotaPolicy, decide, effective_limits
 from .resources import BadRequest, format_memory, memory_bytes
 from .scopes import ACCOUNTING_SCOPES, READ_SCOPE, RESERVE_SCOPE
-from .spawn import STATE_KEY as RESERVATION_STATE_KEY
 from .spawn import (
+    ACCOUNTING_OFF,
     AccountingSpawnerMixin,
+    SpawnReservation,
     accounting_configured,
-    confirm_spawn,
-    heartbeat_for_spawn,
-    log_accounting_off,
-    release_for_spawn,
-    reserve_for_spawn,
     resources_for_selection,
 )
+from .spawn import STATE_KEY as RESERVATION_STATE_KEY
+from .usage_command import ReportError, usage_report
 
 __all__ = [
+    "ACCOUNTING_OFF",
     "ACCOUNTING_SCOPES",
     "READ_SCOPE",
     "RESERVATION_STATE_KEY",
@@ -44,18 +43,16 @@ __all__ = [
     "BadRequest",
     "QuotaDenied",
     "QuotaPolicy",
+    "ReportError",
     "Reservation",
+    "SpawnReservation",
     "accounting_configured",
     "accounting_hub_config",
-    "confirm_spawn",
     "decide",
     "effective_limits",
     "format_memory",
-    "heartbeat_for_spawn",
-    "log_accounting_off",
     "memory_bytes",
     "most_generous",
-    "release_for_spawn",
-    "reserve_for_spawn",
     "resources_for_selection",
+    "usage_report",
 ]

@@ -1,15 +1,5 @@
-"""The client the hub and the Dask Gateway use to ask af-accounting for reservations.
-
-``AccountingClient`` (traitlets, so ``c.AccountingClient.*`` configures it in
-the hub's config) speaks the REST API. When the service cannot be reached:
-
-- fail closed (the default): :class:`AccountingUnavailable`, with a message a
-  physicist can read; nothing starts;
-- fail open (``fail_open = True``): a warning in the log and a
-  :class:`Reservation` with ``id=None``; the next reconcile records what runs.
-
-A refusal is :class:`QuotaDenied`, an HTTP 403 whose message names the limit.
-"""
+"""The client the hub and the Dask Gateway use to ask af-accounting for reservations:
+:class:`AccountingClient`, the :class:`Reservation` it grants, and its three errors."""
 
 from __future__ import annotations
 
@@ -71,10 +61,20 @@ class Reservation:
 
     @property
     def degraded(self) -> bool:
+        """Granted without the service (fail open): nothing to confirm, renew or release."""
         return self.id is None
 
 
 class AccountingClient(LoggingConfigurable):
+    """The REST API of af-accounting, configured by ``c.AccountingClient.*``.
+
+    When the service cannot be reached it fails closed (the default:
+    :class:`AccountingUnavailable`, a sentence a physicist can read; nothing starts)
+    or, with ``fail_open``, logs a warning and grants a :class:`Reservation` whose
+    ``id`` is None; the service's next reconcile records what runs. A refusal is
+    :class:`QuotaDenied`, a 403 whose message names the limit.
+    """
+
     url = Unicode(
         "",
         config=True,
@@ -134,14 +134,17 @@ class AccountingClient(LoggingConfigurable):
         64,
         config=True,
         help="""
-        Requests to the service in flight at once (default 64). The client has its own
-        HTTP client: tornado's shared one allows only 10, and a burst of spawns would
-        otherwise wait in its queue behind the hub's own requests and time out.
+        Requests to the service in flight at once, per client (default 64). Each client
+        has its own HTTP client: tornado's shared one allows only 10, and a burst of
+        spawns would otherwise wait in its queue behind the hub's own requests and time
+        out. (Each spawner's SpawnReservation holds its own client, which sends one
+        request at a time; the Dask Gateway's client sends many.)
         """,
     )
 
     @property
     def http(self) -> AsyncHTTPClient:
+        """This client's own tornado HTTP client (``max_requests`` at once), made on first use."""
         if getattr(self, "_http", None) is None:
             self._http = AsyncHTTPClient(force_instance=True, max_clients=self.max_requests)
         return self._http
@@ -193,6 +196,15 @@ class AccountingClient(LoggingConfigurable):
             await asyncio.sleep(0.5)
 
     async def reserve(self, user: str, kind: str, resources: dict, server: str = "") -> Reservation:
+        """Ask for a reservation of ``resources`` (``{"cores", "memory", "gpus"}``) for
+        ``user``'s ``kind`` (``server``, ``dask-cluster``, ``dask-worker``) named ``server``.
+
+        Retries for ``starting_wait`` seconds while the service refuses connections.
+        Returns the granted :class:`Reservation` (``id`` None when it failed open); logs
+        the service's quota warnings. Raises :class:`QuotaDenied` (403),
+        :class:`AccountingUnavailable` (503, fail closed) or :class:`AccountingRefused`.
+        Called by :class:`jhub_af.accounting.SpawnReservation` and the Dask Gateway.
+        """
         body = {"user": user, "kind": kind, "resources": resources, "server": server}
         try:
             data = await self._reserve_call(body)
@@ -221,10 +233,17 @@ class AccountingClient(LoggingConfigurable):
             return None
 
     async def confirm(self, rid: str | None) -> dict | None:
+        """The reserved thing started. Returns the reservation's JSON, or None when
+        ``rid`` is None or the service is unreachable and the client fails open.
+        Raises :class:`AccountingUnavailable` (fail closed) or :class:`AccountingRefused`
+        (e.g. 409: it lapsed). Called by SpawnReservation and the Dask Gateway."""
         return await self._follow_up("POST", f"reservations/{rid}/confirm", rid)
 
     async def heartbeat(self, rid: str | None) -> dict | None:
+        """The reserved thing still runs: renew it. Returns and raises as :meth:`confirm`."""
         return await self._follow_up("POST", f"reservations/{rid}/heartbeat", rid)
 
     async def release(self, rid: str | None) -> dict | None:
+        """The reserved thing stopped (or never started): close it. Returns and raises as
+        :meth:`confirm` (a second release is a 409 :class:`AccountingRefused`)."""
         return await self._follow_up("DELETE", f"reservations/{rid}", rid)

@@ -1,8 +1,5 @@
-"""`jhub-af usage`: core-, GPU- and memory-hours per user and group, read from the ledger.
-
-The CLI reads the ledger's database directly (it is the admin's tool on the hub's
-machine), so it works when the service is down, and changes nothing.
-"""
+"""The work of `jhub-af usage` (:func:`.usage_command.usage_report`): rows of core-, GPU-
+and memory-hours per user and group read from the ledger, and their table, CSV or JSON."""
 
 from __future__ import annotations
 
@@ -10,26 +7,23 @@ import csv
 import io
 import json
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from .ledger import Ledger, LedgerUnavailable
 from .usage import period_bounds
+from .usage_command import ReportError, epoch_of_day
 
 DEFAULT_DB = "sqlite:///.jhub-af-demo/accounting/af-accounting.sqlite"
 FIELDS = ("kind", "name", "core_hours", "gpu_hours", "memory_gib_hours")
 
 
-class ReportError(Exception):
-    """A problem the person running the command can fix; the message says how."""
-
-
 def parse_day(text: str, flag: str) -> float:
+    """The epoch of a day like ``2026-11-01`` (UTC unless it says otherwise); raises
+    :class:`ReportError` naming the command-line ``flag`` when ``text`` is not a date."""
     try:
-        t = datetime.fromisoformat(text)
+        return epoch_of_day(text)
     except ValueError:
         raise ReportError(f"{flag} {text!r} is not a date; write it like 2026-11-01.") from None
-    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def usage_rows(
@@ -40,6 +34,10 @@ def usage_rows(
     since: float | None = None,
     until: float | None = None,
 ) -> list[dict]:
+    """One row per user and group (or only ``user`` / ``group``; a named one without
+    usage gets a row of zeros), with hours in [``since``, ``until``), by default this
+    month. Raises :class:`ReportError` for a missing SQLite ledger, an empty period
+    or a database that cannot be read."""
     if db_url.startswith("sqlite:///"):
         path = Path(db_url.removeprefix("sqlite:///"))
         if not path.exists():
@@ -80,6 +78,8 @@ def usage_rows(
 
 
 def render(rows: list[dict], fmt: str) -> str:
+    """``rows`` as ``json``, ``csv`` (names that a spreadsheet would run as a formula
+    start with ``'``) or an aligned table (any other ``fmt``)."""
     if fmt == "json":
         return json.dumps(rows, indent=2)
     if fmt == "csv":

@@ -20,24 +20,17 @@ import asyncio
 
 from jupyterhub.spawner import Spawner
 from sqlalchemy.orm import object_session
-from traitlets import Any, Dict, Enum, List, TraitError, Unicode, default, validate
+from traitlets import Any, Dict, Enum, Instance, List, TraitError, Unicode, default, validate
 from traitlets.utils.importstring import import_item
 
 from jhub_af.accounting import (
-    RESERVATION_STATE_KEY,
     AccountingRefused,
     AccountingUnavailable,
     QuotaDenied,
-    accounting_configured,
-    confirm_spawn,
-    heartbeat_for_spawn,
-    log_accounting_off,
-    release_for_spawn,
-    reserve_for_spawn,
+    SpawnReservation,
     resources_for_selection,
 )
 
-from . import callback
 from .catalogue import CatalogueError, Profile, parse_catalogue, visible_profiles
 from .condor import condor_settings
 from .form import render_form
@@ -56,9 +49,6 @@ except ImportError:  # JupyterHub 5.3: a plain HTTPError with the same message
             super().__init__(status_code, message, reason=reason or None)
             self.jupyterhub_message = message
 
-
-# the job's call-back may set the port and nothing else
-callback.install()
 
 STATE_KEY = "af_profile"
 LAST_KEY = "af_last_options"
@@ -96,7 +86,8 @@ MERGED_SETTINGS = (
 )
 
 
-def _merge(configured, ours: dict):
+def _merged_setting(configured, ours: dict):
+    """A list setting gets our values appended; a dict setting our keys added."""
     if isinstance(configured, list):
         return [*configured, *ours.values()]
     return {**(configured or {}), **ours}
@@ -107,7 +98,7 @@ def apply_settings(spawner: Spawner, settings: dict) -> Spawner:
     MERGED_SETTINGS are added to what the spawner's own config holds."""
     for name, value in settings.items():
         if name in MERGED_SETTINGS:
-            value = _merge(getattr(spawner, name), value)
+            value = _merged_setting(getattr(spawner, name), value)
         setattr(spawner, name, value)
     return spawner
 
@@ -116,7 +107,7 @@ def _validated_in_start(spawner, user_options) -> None:
     """Nothing to apply here: start() validates user_options against the catalogue."""
 
 
-def _render(spawner: ProfileSpawner) -> str:
+def _render_options_form(spawner: ProfileSpawner) -> str:
     return spawner.render_options_form()
 
 
@@ -210,16 +201,21 @@ class ProfileSpawner(Spawner):
     )
 
     backend_spawner = Any(None, allow_none=True, help="The backend spawner of this start.")
+    accounting_reservation = Instance(
+        SpawnReservation, help="The server's af-accounting reservation (kept in the state)."
+    )
     selection = Any(None, allow_none=True, help="The validated Selection of this start.")
 
     def __init__(self, **kwargs):
-        # the af-accounting reservation of the server (kept in the state)
-        self.accounting_reservation_id: str | None = None
         self._saved: dict = {}
         self._last_options: dict = {}
         self._backend_name = ""
         self._backend_options: dict = {}
         super().__init__(**kwargs)
+
+    @default("accounting_reservation")
+    def _default_accounting_reservation(self) -> SpawnReservation:
+        return SpawnReservation(parent=self)
 
     @validate("profiles")
     def _check_profiles(self, proposal):
@@ -235,7 +231,7 @@ class ProfileSpawner(Spawner):
 
     @default("options_form")
     def _default_options_form(self):
-        return _render
+        return _render_options_form
 
     @default("apply_user_options")
     def _default_apply_user_options(self):
@@ -335,30 +331,30 @@ class ProfileSpawner(Spawner):
             )
             url = await self.backend_spawner.start()
         except BaseException:
-            await release_for_spawn(self, "start failed")
+            await self.accounting_reservation.release("start failed")
             raise
-        if self.accounting_reservation_id:
-            await confirm_spawn(self)
+        if self.accounting_reservation.reservation_id:
+            await self.accounting_reservation.confirm()
         return url
 
     # accounting
 
     def _accounting_on(self) -> bool:
         if self.accounting == "auto":
-            if accounting_configured(self):
+            if self.accounting_reservation.configured:
                 return True
-            log_accounting_off(self)
+            self.accounting_reservation.say_accounting_off()
             return False
         return self.accounting == "on"
 
     async def _reserve(self, selection: Selection) -> None:
         """Ask af-accounting for this start's reservation, sized from the validated
         selection; a refusal becomes the SpawnException the hub shows the user."""
-        self.accounting_reservation_id = None
+        self.accounting_reservation.clear()
         if not self._accounting_on():
             return
         try:
-            await reserve_for_spawn(self, resources_for_selection(selection))
+            await self.accounting_reservation.reserve(resources_for_selection(selection))
         except QuotaDenied as e:
             raise self._refuse(e.message, "quota", status_code=403) from None
         except AccountingUnavailable as e:
@@ -373,10 +369,10 @@ class ProfileSpawner(Spawner):
     async def poll(self):
         status = 0 if self.backend_spawner is None else await self.backend_spawner.poll()
         if status is None:
-            await heartbeat_for_spawn(self)
+            await self.accounting_reservation.heartbeat()
         else:
             # gone (or never started): release now; the hub does not call stop() then
-            await release_for_spawn(self, "gone")
+            await self.accounting_reservation.release("gone")
         return status
 
     async def stop(self, now=False):
@@ -386,7 +382,7 @@ class ProfileSpawner(Spawner):
         finally:
             # the id is this spawner's own, untouched by the backend's clear_state();
             # a release already sent by poll() left nothing to send here
-            await release_for_spawn(self, "stopped")
+            await self.accounting_reservation.release("stopped")
 
     async def progress(self):
         while self.backend_spawner is None:
@@ -417,14 +413,12 @@ class ProfileSpawner(Spawner):
             state[STATE_KEY] = self._saved
         if self._last_options:
             state[LAST_KEY] = self._last_options
-        if self.accounting_reservation_id:
-            state[RESERVATION_STATE_KEY] = self.accounting_reservation_id
-        return state
+        return self.accounting_reservation.save(state)
 
     def load_state(self, state):
         super().load_state(state)
         self._last_options = dict(state.get(LAST_KEY) or {})
-        self.accounting_reservation_id = state.get(RESERVATION_STATE_KEY) or None
+        self.accounting_reservation.load(state)
         saved = state.get(STATE_KEY)
         if not saved:
             return
@@ -459,4 +453,4 @@ class ProfileSpawner(Spawner):
             self.backend_spawner.clear_state()
         self.backend_spawner = self.selection = None
         self._saved = {}
-        self.accounting_reservation_id = None
+        self.accounting_reservation.clear()

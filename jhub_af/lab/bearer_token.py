@@ -1,11 +1,8 @@
 """Keep ``$BEARER_TOKEN_FILE`` holding the user's current IAM access token.
 
-WLCG Bearer Token Discovery: tools (XRootD, Rucio, gfal, davix) read the token
-from the file named by ``BEARER_TOKEN_FILE``. The server sets that variable at
-start (unless the spawner did), so kernels and terminals inherit it, and this
-keeper rewrites the file before the token expires, for the whole session. The
-token comes from the hub's ``/api/jhub-af/users/{name}/bearer-token`` with the
-server's own API token; the refresh token never leaves the hub.
+WLCG Bearer Token Discovery: tools (XRootD, Rucio, gfal, davix) read the token from
+the file named by ``BEARER_TOKEN_FILE``, which the extension sets at start so that
+kernels and terminals inherit it; :class:`BearerTokenKeeper` rewrites it.
 """
 
 from __future__ import annotations
@@ -42,8 +39,10 @@ def write_token_file(path: Path, token: str) -> None:
 class BearerTokenKeeper(LoggingConfigurable):
     """Fetches the token from the hub and rewrites the file, until stopped.
 
-    Configure it in the single-user server's config, e.g.
-    ``c.BearerTokenKeeper.margin_seconds = 300``.
+    The token comes from the hub's ``/api/jhub-af/users/{name}/bearer-token``, asked
+    with the server's own API token; the refresh token never leaves the hub. Started
+    by the extension's loader under JupyterHub. Configure it in the single-user
+    server's config, e.g. ``c.BearerTokenKeeper.margin_seconds = 300``.
     """
 
     margin_seconds = Float(
@@ -90,6 +89,11 @@ class BearerTokenKeeper(LoggingConfigurable):
         return body.get("expires_at")
 
     async def run(self) -> None:
+        """Fetch and rewrite the token for the whole session, retrying after failures.
+
+        Returns only when the hub hands out no bearer tokens (404: no IAM login);
+        raises nothing else (a failure is logged and retried). Runs as :meth:`start`'s task.
+        """
         while True:
             try:
                 expires_at = await self.fetch_once()
@@ -108,8 +112,10 @@ class BearerTokenKeeper(LoggingConfigurable):
             await asyncio.sleep(delay)
 
     def start(self) -> None:
+        """Run :meth:`run` as a task of the running event loop. Called by the extension."""
         self._task = asyncio.ensure_future(self.run())
 
     def stop(self) -> None:
+        """Cancel the task started by :meth:`start` (no-op if not started)."""
         if self._task:
             self._task.cancel()

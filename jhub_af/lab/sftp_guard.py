@@ -1,16 +1,8 @@
 """An SFTP-aware filter between the client and sftp-server, inside the user's server.
 
-It reads the SFTP (version 3) packets both ways and does two things sftp-server
-alone does not:
-
-- **Paths stay under the roots** (the home by default): every path a request
-  names is resolved (``..`` and symlinks) and a request naming a path outside is
-  answered ``SSH_FX_PERMISSION_DENIED`` without reaching sftp-server.
-- **Uploads are all or nothing**: a file opened to be created afresh
-  (``CREAT|TRUNC``) is written under a hidden temporary name next to it, and
-  renamed to its real name only when the client closes it and sftp-server says
-  the close succeeded. A client that disconnects mid-transfer leaves no file
-  under the real name; the temporary file is removed.
+:class:`SFTPGuard` reads the SFTP (version 3) packets both ways; what it adds to
+sftp-server is on :meth:`SFTPGuard.from_client` (paths) and
+:meth:`SFTPGuard.from_server` (uploads).
 """
 
 from __future__ import annotations
@@ -40,7 +32,8 @@ EXTENSIONS_NO_PATH = {
 MAX_PACKET = 4 * 1024 * 1024
 
 
-def _string(buf: bytes, pos: int) -> tuple[bytes, int]:
+def _read_string(buf: bytes, pos: int) -> tuple[bytes, int]:
+    """(the SFTP string at ``pos``, the position after it); ValueError if cut short."""
     (n,) = struct.unpack_from(">I", buf, pos)
     end = pos + 4 + n
     if end > len(buf):
@@ -52,13 +45,14 @@ def _pack_string(data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + data
 
 
-def _packet(kind: int, body: bytes) -> bytes:
+def _pack_packet(kind: int, body: bytes) -> bytes:
     return struct.pack(">IB", len(body) + 1, kind) + body
 
 
 def status(request_id: int, code: int, message: str) -> bytes:
+    """An SSH_FXP_STATUS packet answering ``request_id`` with ``code`` and ``message``."""
     body = struct.pack(">II", request_id, code) + _pack_string(message.encode()) + _pack_string(b"")
-    return _packet(STATUS, body)
+    return _pack_packet(STATUS, body)
 
 
 class _Framer:
@@ -68,6 +62,7 @@ class _Framer:
         self.buf = bytearray()
 
     def feed(self, data: bytes) -> list[bytes]:
+        """The packets ``data`` completes (the rest waits); ValueError if one is too large."""
         self.buf += data
         packets = []
         while len(self.buf) >= 4:
@@ -82,7 +77,12 @@ class _Framer:
 
 
 class SFTPGuard:
-    """Filters one SFTP session; ``roots`` are the directories it may touch."""
+    """Filters one SFTP session; ``roots`` are the directories it may touch.
+
+    Used by ``SSHChannelHandler`` for an ``sftp`` channel: every client frame goes
+    through :meth:`from_client`, every sftp-server output through :meth:`from_server`,
+    and :meth:`finish` or :meth:`abort` runs when the session ends.
+    """
 
     def __init__(self, home: str, roots: list[str] | None = None, log=None):
         self.home = os.path.realpath(home)
@@ -96,6 +96,8 @@ class SFTPGuard:
 
     # -- paths
     def inside(self, raw: bytes) -> bool:
+        """True if the path ``raw`` (relative to the home, ``..`` and symlinks resolved)
+        is under a root; a path with a NUL byte is not."""
         path = os.fsdecode(raw)
         if "\0" in path:
             return False
@@ -105,15 +107,23 @@ class SFTPGuard:
     def _paths(self, kind: int, body: bytes) -> list[bytes]:
         """The paths a request names (body is after type and id)."""
         if kind in ONE_PATH:
-            return [_string(body, 0)[0]]
+            return [_read_string(body, 0)[0]]
         if kind in TWO_PATHS:
-            first, pos = _string(body, 0)
-            return [first, _string(body, pos)[0]]
+            first, pos = _read_string(body, 0)
+            return [first, _read_string(body, pos)[0]]
         return []
 
     # -- client to server
     def from_client(self, data: bytes) -> tuple[bytes, bytes]:
-        """(bytes for sftp-server, answers to send straight back to the client)."""
+        """(bytes for sftp-server, answers to send straight back to the client).
+
+        Takes any slice of the client's byte stream; whole packets are filtered, the rest
+        waits for more. A request naming a path outside the roots, a malformed one, or an
+        unknown extension is answered here (permission denied / unsupported) and never
+        reaches sftp-server. A file opened to be created afresh (``WRITE|CREAT|TRUNC``)
+        is opened under a hidden temporary name next to it. Raises ValueError for a
+        packet over MAX_PACKET (4 MiB).
+        """
         forward, answers = [], []
         for pkt in self._client.feed(data):
             out, answer = self._request(pkt)
@@ -131,14 +141,14 @@ class SFTPGuard:
         body = pkt[9:]
         try:
             if kind == EXTENDED:
-                name, pos = _string(body, 0)
+                name, pos = _read_string(body, 0)
                 if name in EXTENSIONS_NO_PATH:
                     paths = []
                 elif name in EXTENSIONS_ONE_PATH:
-                    paths = [_string(body, pos)[0]]
+                    paths = [_read_string(body, pos)[0]]
                 elif name in EXTENSIONS_TWO_PATHS:
-                    first, pos2 = _string(body, pos)
-                    paths = [first, _string(body, pos2)[0]]
+                    first, pos2 = _read_string(body, pos)
+                    paths = [first, _read_string(body, pos2)[0]]
                 else:
                     return None, status(rid, FX_OP_UNSUPPORTED, "Not supported here.")
             else:
@@ -151,13 +161,14 @@ class SFTPGuard:
                     self.log.info("jhub_af sftp: refused a path outside the home")
                 return None, status(rid, FX_PERMISSION_DENIED, "Outside your home directory.")
         if kind == OPEN:
-            return self._open(rid, body, pkt), None
+            return self._redirect_upload(rid, body, pkt), None
         if kind == CLOSE:
-            self._closing[rid] = _string(body, 0)[0]
+            self._closing[rid] = _read_string(body, 0)[0]
         return pkt, None
 
-    def _open(self, rid: int, body: bytes, pkt: bytes) -> bytes:
-        path, pos = _string(body, 0)
+    def _redirect_upload(self, rid: int, body: bytes, pkt: bytes) -> bytes:
+        """An OPEN to create a file afresh, rewritten to a hidden temporary name."""
+        path, pos = _read_string(body, 0)
         (pflags,) = struct.unpack_from(">I", body, pos)
         want = PF_WRITE | PF_CREAT | PF_TRUNC
         if pflags & want != want:
@@ -167,26 +178,34 @@ class SFTPGuard:
         temp = os.path.join(folder, f".{name}.part-{secrets.token_hex(4)}")
         self._opening[rid] = (temp, final)
         new_body = struct.pack(">I", rid) + _pack_string(os.fsencode(temp)) + body[pos:]
-        return _packet(OPEN, new_body)
+        return _pack_packet(OPEN, new_body)
 
     # -- server to client
     def from_server(self, data: bytes) -> bytes:
+        """The bytes for the client, from a slice of sftp-server's output.
+
+        An upload's temporary file is renamed to its real name when sftp-server says its
+        close succeeded (a failed rename is answered as permission denied), and removed
+        when the close failed: a dropped transfer leaves nothing under the real name.
+        Raises ValueError for a packet over MAX_PACKET.
+        """
         out = []
         for pkt in self._server.feed(data):
             kind = pkt[4]
             if kind in (STATUS, HANDLE) and len(pkt) >= 9:
                 (rid,) = struct.unpack_from(">I", pkt, 5)
                 if kind == HANDLE and rid in self._opening:
-                    self._uploads[_string(pkt, 9)[0]] = self._opening.pop(rid)
+                    self._uploads[_read_string(pkt, 9)[0]] = self._opening.pop(rid)
                 elif kind == STATUS:
                     self._opening.pop(rid, None)
                     handle = self._closing.pop(rid, None)
                     if handle is not None and handle in self._uploads:
-                        pkt = self._complete(rid, pkt, *self._uploads.pop(handle))
+                        pkt = self._finish_upload(rid, pkt, *self._uploads.pop(handle))
             out.append(pkt)
         return b"".join(out)
 
-    def _complete(self, rid: int, pkt: bytes, temp: str, final: str) -> bytes:
+    def _finish_upload(self, rid: int, pkt: bytes, temp: str, final: str) -> bytes:
+        """Rename ``temp`` to ``final`` if the close succeeded; the packet for the client."""
         (code,) = struct.unpack_from(">I", pkt, 9)
         if code != FX_OK:
             with contextlib.suppress(OSError):
@@ -201,7 +220,10 @@ class SFTPGuard:
         return pkt
 
     def abort(self) -> None:
-        """The session ended: uploads not closed are incomplete; remove them."""
+        """The session ended: uploads not closed are incomplete; remove their temporary files.
+
+        Also called as ``finish`` when sftp-server exits normally.
+        """
         pending = list(self._uploads.values()) + list(self._opening.values())
         self._uploads.clear()
         self._opening.clear()

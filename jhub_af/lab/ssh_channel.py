@@ -100,6 +100,7 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         self._tasks: set[asyncio.Future] = set()
 
     def _allowed(self, user) -> bool:
+        """True for the server's owner or an allowed service; never for another user."""
         hub = getattr(user, "hub_user", None) or {}
         kind, name = hub.get("kind"), hub.get("name")
         if kind == "user":
@@ -107,6 +108,14 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         return kind == "service" and name in self.channel.allowed_services
 
     async def get(self, *args, **kwargs):
+        """Open the websocket for the server's owner or an allowed hub service.
+
+        Needs jupyter-server's authentication and ``execute`` on ``terminals`` (as a
+        terminal does), and then only the owner or one of
+        ``SSHChannel.allowed_services`` (af-ssh): an admin's token, which the hub lets
+        into every server, is not enough. Raises HTTPError 403 otherwise, 503 when
+        ``max_sessions`` channels run. Called by tornado for the upgrade request.
+        """
         user = self.current_user
         if not user:
             raise web.HTTPError(403, "Not signed in.")
@@ -121,6 +130,7 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         return await super().get(*args, **kwargs)
 
     def open(self, *args, **kwargs):
+        """Count the channel; it waits for its request. Called by tornado."""
         SSHChannelHandler.running += 1
         self.set_nodelay(True)
 
@@ -130,6 +140,11 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         self.close()
 
     async def on_message(self, message):
+        """Start on the first message (a ChannelRequest); then stdin, EOF and resize frames.
+
+        Frames for the wrong kind of channel, or after the process ended, are ignored.
+        Called by tornado.
+        """
         if not self.started:
             await self._start(message)
             return
@@ -228,7 +243,7 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
         queue: asyncio.Queue = asyncio.Queue()
         master = self.pty
 
-        def readable():
+        def on_readable():
             try:
                 data = os.read(master, CHUNK)
             except BlockingIOError:
@@ -239,7 +254,7 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
                 loop.remove_reader(master)  # at the end, or until the client catches up
             queue.put_nowait(data)
 
-        loop.add_reader(master, readable)
+        loop.add_reader(master, on_readable)
         try:
             while True:
                 data = await queue.get()
@@ -247,7 +262,7 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
                     return
                 await self._send(ChannelFrame.STDOUT, data)
                 if queue.empty():
-                    loop.add_reader(master, readable)
+                    loop.add_reader(master, on_readable)
         finally:
             loop.remove_reader(master)
 
@@ -284,6 +299,8 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             pass  # on_close stops the process
 
     def on_close(self):
+        """The client went away: hang up the command (SIGHUP, then SIGKILL) and drop a
+        half-done upload. Called by tornado."""
         SSHChannelHandler.running -= 1
         if self.pty is not None:
             # the command sees its terminal hang up, as with ssh -t

@@ -63,6 +63,10 @@ class TerminalExitHandler(APIHandler):
 
     @web.authenticated
     async def get(self, name):
+        """The exit status of terminal ``name``; 403 without ``read`` on ``terminals``.
+
+        Called by af-ssh's ``TerminalBridge.exit_status`` once the terminal disconnected.
+        """
         if not await ensure_async(
             self.authorizer.is_authorized(self, self.current_user, "read", "terminals")
         ):

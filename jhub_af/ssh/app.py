@@ -164,6 +164,10 @@ class AFSSH(Application):
         return os.environ.get("JUPYTERHUB_API_TOKEN", "")
 
     def initialize(self, argv=None):
+        """Read the command line and config file; build the hub client and login checker.
+
+        Called by traitlets' ``launch_instance`` (``python -m jhub_af.ssh``).
+        """
         super().initialize(argv)
         if self.config_file:
             self.load_config_file(self.config_file)
@@ -180,6 +184,11 @@ class AFSSH(Application):
         )
 
     async def serve(self) -> asyncssh.SSHAcceptor:
+        """Start listening (the host key is created on first use); return the acceptor.
+
+        Raises OSError when the port cannot be bound. Called by :meth:`run`, and by
+        tests that run af-ssh in their own event loop.
+        """
         host_key = load_host_key(Path(self.host_key_file), self.log)
         acceptor = await asyncssh.create_server(
             lambda: Connection(self),
@@ -203,6 +212,7 @@ class AFSSH(Application):
         return acceptor
 
     async def run(self) -> None:
+        """Serve until SIGTERM or SIGINT, then stop listening."""
         acceptor = await self.serve()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -214,6 +224,7 @@ class AFSSH(Application):
         await acceptor.wait_closed()
 
     def start(self):
+        """Run the service in a new event loop. Called by ``launch_instance``."""
         asyncio.run(self.run())
 
 

@@ -44,10 +44,11 @@ async def _connect(url: str, token: str, timeout: float) -> WebSocketClientConne
     try:
         return await websocket_connect(request, max_message_size=MAX_MESSAGE_SIZE)
     except HTTPClientError as e:
-        raise HubError(_explain(e.code, "open a session in your server")) from e
+        raise HubError(_refusal_sentence(e.code, "open a session in your server")) from e
 
 
-def _explain(code: int, what: str) -> str:
+def _refusal_sentence(code: int, what: str) -> str:
+    """What the user is told when the server answers HTTP ``code`` to ``what``."""
     if code == 403:
         return f"Your token may not {what} (HTTP 403)."
     if code == 404:
@@ -87,7 +88,7 @@ class TerminalBridge:
         try:
             response = await self._rest("POST", "/api/terminals", body="{}")
         except HTTPClientError as e:
-            raise HubError(_explain(e.code, "open a terminal in your server")) from e
+            raise HubError(_refusal_sentence(e.code, "open a terminal in your server")) from e
         self.name = json.loads(response.body)["name"]
         url = f"{self.server_url}/terminals/websocket/{self.name}"
         self.ws = await _connect(url, self.token, self.timeout)

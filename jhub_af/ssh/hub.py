@@ -15,6 +15,11 @@ class HubError(Exception):
 
 
 class HubClient:
+    """The hub's REST API at ``api_url``; every call takes the token to act with.
+
+    Raises :class:`HubError` with a sentence for the user when the hub refuses.
+    """
+
     def __init__(self, api_url: str, timeout: float = 30):
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
@@ -32,7 +37,12 @@ class HubClient:
         return await AsyncHTTPClient().fetch(request)
 
     async def identify(self, token: str) -> dict | None:
-        """The token's owner (``GET /user``: name, kind, admin, scopes), or None."""
+        """The token's owner (``GET /user``: name, kind, admin, scopes), or None.
+
+        None when the hub does not know the token (401, 403, 404); raises HubError for
+        other HTTP errors, OSError when the hub cannot be reached. Called by
+        :meth:`jhub_af.ssh.login.LoginChecker.check`.
+        """
         try:
             response = await self._call(token, "GET", "/user")
         except HTTPClientError as e:
@@ -42,12 +52,14 @@ class HubClient:
         return json.loads(response.body)
 
     async def version(self, token: str) -> str:
+        """The hub's version (``GET /``), asked once and remembered."""
         if self._version is None:
             response = await self._call(token, "GET", "/")
             self._version = json.loads(response.body)["version"]
         return self._version
 
     async def user(self, token: str, name: str) -> dict:
+        """The user's model (``GET /users/NAME``: servers, pending); raises HubError."""
         try:
             response = await self._call(token, "GET", f"/users/{quote(name, safe='')}")
         except HTTPClientError as e:
@@ -55,6 +67,11 @@ class HubClient:
         return json.loads(response.body)
 
     async def start(self, token: str, name: str, options: dict) -> None:
+        """Ask the hub to start the user's default server with ``options``.
+
+        The body is shaped for the hub's version (``jhub_af.hub.spawn_body``). Raises
+        HubError with the hub's own message when it refuses (e.g. a quota).
+        """
         body = spawn_body(options, await self.version(token))
         try:
             await self._call(token, "POST", f"/users/{quote(name, safe='')}/server", body)
@@ -62,7 +79,12 @@ class HubClient:
             raise HubError(_refusal(e, "Your server could not be started")) from e
 
     async def progress(self, token: str, name: str, on_event, timeout: float) -> None:
-        """Follow the spawn's progress events (server-sent events) until it ends."""
+        """Call ``on_event(event)`` for each progress event of the spawn until it ends.
+
+        Events are JupyterHub's (``progress``, ``message``, ``failed``, ``ready``).
+        Raises HubError if the stream is refused or cut, including after ``timeout``
+        seconds. Called by :func:`jhub_af.ssh.starting.server_url`.
+        """
         buffer = b""
 
         def on_chunk(chunk: bytes) -> None:
@@ -87,6 +109,7 @@ class HubClient:
 
 
 def _refusal(error: HTTPClientError, what: str) -> str:
+    """``what``, followed by the hub's JSON ``message`` when it gave one, else the code."""
     message = ""
     if error.response is not None and error.response.body:
         try:

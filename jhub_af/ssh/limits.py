@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 @dataclass
 class _Counter:
+    """One key's recent failures (times) and the end of its lockout."""
+
     failures: deque = field(default_factory=deque)
     locked_until: float = 0.0
 
@@ -30,11 +32,12 @@ class FailureLimiter:
         self._keys: dict[str, _Counter] = {}
 
     def locked(self, key: str) -> bool:
+        """True while ``key`` is locked out. Called before the hub is asked."""
         counter = self._keys.get(key)
         return bool(counter) and counter.locked_until > self.clock()
 
     def failed(self, key: str) -> bool:
-        """Count a failure; True when this failure locks the key out."""
+        """Count a failure of ``key``; True when this failure locks it out (log it then)."""
         now = self.clock()
         counter = self._keys.setdefault(key, _Counter())
         counter.failures.append(now)

@@ -1,11 +1,4 @@
-"""Password = a hub API token: who may log in as whom.
-
-The token is accepted only if its owner (``GET /hub/api/user``) *is* the login
-name, it is a user's token (not a service's), and it may use that user's server
-(``access:servers``). An admin's token opens someone else's server only when
-``AFSSH.allow_admin_access`` is on. Failures are counted per source and per
-name; a locked-out source or name is refused without asking the hub.
-"""
+"""Password = a hub API token: :class:`LoginChecker` decides who may log in as whom."""
 
 from __future__ import annotations
 
@@ -34,6 +27,8 @@ class Login:
 
 
 class LoginChecker:
+    """Checks SSH logins against the hub, counting failures per source and per name."""
+
     def __init__(
         self,
         hub: HubClient,
@@ -52,7 +47,19 @@ class LoginChecker:
         self.log = log
 
     async def check(self, source: str, login: str, password: str) -> Login | None:
-        """The login, or None (logged, counted) when refused."""
+        """The :class:`Login` for ``login`` (``alice`` or ``alice+profile``) from ``source``.
+
+        ``password`` is accepted only if it is a hub token (``GET /hub/api/user``) of a
+        *user* (not a service) who *is* the login name (or an admin, with
+        ``allow_admin_access``), and it may use that user's server
+        (``access:servers!server=NAME/``). ``may_start`` says whether it may also start
+        it (``servers!user=NAME``).
+
+        Returns None when refused; the reason is logged (never the token). A refusal is
+        counted against the source and the name, except when the hub cannot be asked;
+        a locked-out source or name is refused without asking the hub. Raises nothing.
+        Called by :meth:`jhub_af.ssh.server.Connection.validate_password`.
+        """
         who = f"{shown(login)} from {source}"
         if self.per_source.locked(source):
             self.log.warning("SSH login refused: %s: too many failures from this source", who)
@@ -98,6 +105,7 @@ class LoginChecker:
         )
 
     def _refusal(self, model: dict, name: LoginName) -> str:
+        """Why the token described by ``model`` may not log in as ``name``, or ""."""
         if model.get("kind") != "user":
             return "not a user's token"
         admin_may = bool(model.get("admin")) and self.allow_admin_access

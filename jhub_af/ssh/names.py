@@ -20,6 +20,8 @@ class BadLoginName(ValueError):
 
 @dataclass(frozen=True)
 class LoginName:
+    """A checked login name: the hub user, and the profile asked for (or None)."""
+
     user: str
     profile: str | None = None
 

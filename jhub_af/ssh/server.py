@@ -26,7 +26,11 @@ def load_host_key(path: Path, log) -> asyncssh.SSHKey:
 
 
 class Connection(asyncssh.SSHServer):
-    """One client connection: it logs in with a hub token, then opens sessions."""
+    """One client connection: it logs in with a hub token, then opens sessions.
+
+    Its methods without a docstring are asyncssh's ``SSHServer`` hooks, called by
+    asyncssh; only password logins are offered.
+    """
 
     def __init__(self, service):
         self.service = service
@@ -50,6 +54,7 @@ class Connection(asyncssh.SSHServer):
             self.service.log.info("SSH logout: %s from %s", self.login.name.user, self.source)
 
     def touch(self) -> None:
+        """Note activity now (input or output), which resets the idle timer."""
         self.last_activity = time.monotonic()
 
     async def _watch_idle(self) -> None:
@@ -74,11 +79,16 @@ class Connection(asyncssh.SSHServer):
         return True
 
     async def validate_password(self, username, password):
+        """True when the hub token ``password`` may log in as ``username``.
+
+        Called by asyncssh; the decision is :meth:`LoginChecker.check`'s.
+        """
         self.touch()
         self.login = await self.service.checker.check(self.source, username, password)
         return self.login is not None
 
     def session_requested(self):
+        """A :class:`Session` for a logged-in connection, else False (refused)."""
         if self.login is None:
             return False
         return Session(self.service, self.login, self.touch)

@@ -1,11 +1,4 @@
-"""One SSH session channel: an interactive shell, a command, or the SFTP subsystem.
-
-Interactive shells (with a pty) go to a Jupyter terminal; commands (on a pty of
-their own with ``ssh -t``), SFTP and shells without a pty go over jhub_af's
-binary channel. Data from the client is queued and sent in
-order; reading from the client pauses when the queue is long, and reading from
-the server waits while the client's window is full, so large transfers stream.
-"""
+"""One SSH session channel: an interactive shell, a command, or the SFTP subsystem."""
 
 from __future__ import annotations
 
@@ -21,10 +14,18 @@ from .bridges import UNKNOWN_EXIT_STATUS, ChannelBridge, TerminalBridge
 from .hub import HubError
 from .starting import server_url
 
-QUEUE_HIGH = 32
+QUEUE_HIGH = 32  # client messages queued before reading from the client pauses
 
 
 class Session(asyncssh.SSHServerSession):
+    """One session of a logged-in connection, bridged into the user's server.
+
+    Interactive shells (with a pty) go to a Jupyter terminal (``TerminalBridge``);
+    commands (on a pty of their own with ``ssh -t``), SFTP and shells without a pty go
+    over jhub_af's binary channel (``ChannelBridge``). Its methods without a docstring
+    are asyncssh's ``SSHServerSession`` hooks, called by asyncssh.
+    """
+
     def __init__(self, service, login, activity):
         self.service = service
         self.login = login
@@ -71,6 +72,7 @@ class Session(asyncssh.SSHServerSession):
 
     # -- data from the client
     def data_received(self, data, datatype):
+        """Queue the client's data, in order; stop reading from it while the queue is long."""
         self.activity()
         self.inbox.put_nowait(data)
         if self.inbox.qsize() > QUEUE_HIGH and not self.paused:
@@ -87,6 +89,7 @@ class Session(asyncssh.SSHServerSession):
         self.inbox.put_nowait((width, height))
 
     def pause_writing(self):
+        """The client's window is full: output waits (so large transfers stream)."""
         self.writable.clear()
 
     def resume_writing(self):
@@ -97,18 +100,18 @@ class Session(asyncssh.SSHServerSession):
             self.task.cancel()
 
     # -- the work
-    async def _out(self, data: bytes) -> None:
+    async def _write_stdout(self, data: bytes) -> None:
         self.activity()
         await self.writable.wait()
         self.chan.write(data)
 
-    async def _err(self, data: bytes) -> None:
+    async def _write_stderr(self, data: bytes) -> None:
         self.activity()
         await self.writable.wait()
         self.chan.write_stderr(data)
 
     async def _say(self, text: str) -> None:
-        await self._err(text.encode())
+        await self._write_stderr(text.encode())
 
     async def _pump_input(self, send, send_eof=None) -> None:
         while True:
@@ -127,6 +130,7 @@ class Session(asyncssh.SSHServerSession):
             await send(data)
 
     async def _run(self) -> None:
+        """Find (or start) the server, bridge the session into it, exit with its status."""
         service = self.service
         pump = None
         try:
@@ -140,7 +144,7 @@ class Session(asyncssh.SSHServerSession):
                 self.bridge = TerminalBridge(url, self.login.server_token)
                 await self.bridge.open(*self.size)
                 pump = asyncio.ensure_future(self._pump_input(self.bridge.send))
-                status = await self.bridge.run(self._out)
+                status = await self.bridge.run(self._write_stdout)
                 self.chan.exit(status)
                 return
             self.bridge = ChannelBridge(url, self.login.server_token)
@@ -154,7 +158,7 @@ class Session(asyncssh.SSHServerSession):
                 request = ChannelRequest("exec", self.command)
             await self.bridge.open(request)
             pump = asyncio.ensure_future(self._pump_input(self.bridge.send, self.bridge.send_eof))
-            status, signal = await self.bridge.run(self._out, self._err)
+            status, signal = await self.bridge.run(self._write_stdout, self._write_stderr)
             if signal:
                 self.chan.exit_with_signal(signal)
             else:

@@ -12,7 +12,14 @@ Say = Callable[[str], Awaitable[None]]
 
 
 async def server_url(hub: HubClient, hub_url: str, login: Login, say: Say, timeout: float) -> str:
-    """The URL of the user's default server (through the proxy), once it is ready."""
+    """The URL of the user's default server (through the proxy), once it is ready.
+
+    Starts the server (with the login's profile) when it is stopped and the token may
+    start it, telling the user its progress through ``say``. Warns, without stopping
+    it, when it already runs another profile. Raises HubError with a sentence for the
+    user when it is stopped and may not be started, or fails to start within
+    ``timeout`` seconds. Called by :class:`jhub_af.ssh.session.Session`.
+    """
     name = login.name.user
     model = await hub.user(login.token, name)
     server = model.get("servers", {}).get("")

@@ -55,6 +55,7 @@ def _port_problem(ip: str, port: int) -> OSError | None:
 
 
 def free_loopback_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the OS's choice); the demo's internal ports."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -85,7 +86,9 @@ def check_port(ip: str, port: int, flag: str = "--port") -> None:
 
 
 def find_proxy_command(search_roots: list[Path]) -> list[str]:
-    """The configurable-http-proxy command: node_modules of a root first, then PATH."""
+    """The configurable-http-proxy command: node_modules of a root first, then PATH.
+
+    Raises DemoError (what to install) without Node.js or the proxy."""
     if which("node") is None:
         raise DemoError(f"Node.js (`node`) is not on PATH; the proxy needs it. {NODE_ADVICE}")
     for root in search_roots:
@@ -102,6 +105,8 @@ def find_proxy_command(search_roots: list[Path]) -> list[str]:
 
 
 def check_iam_options(issuer: str, client_id: str, client_secret_file: str) -> None:
+    """Raise DemoError, saying which flag to fix, unless ``--login iam`` has an issuer URL,
+    a client id and a readable, non-empty client secret file."""
     missing = [
         flag
         for flag, value in (
@@ -138,7 +143,12 @@ def prepare(
     client_secret_file: str = "",
     ssh_port: int = 8022,
 ) -> DemoSettings:
-    """Check the machine and write the hub's config; start nothing."""
+    """Check the machine and write the hub's config; start nothing.
+
+    Returns the settings written to ``data_dir/demo-settings.json`` beside
+    ``jupyterhub_config.py``. Raises DemoError (the message says what to do) for a
+    busy or forbidden port, a missing Node.js or proxy, a bad data dir or IAM flags.
+    """
     if login == "iam":
         check_iam_options(issuer, client_id, client_secret_file)
     check_port(ip, port)
@@ -217,7 +227,8 @@ def run_demo(ip: str, port: int, data_dir: Path, **login_options) -> int:
     """Run the demo facility until Ctrl-C or SIGTERM; return the hub's exit status.
 
     ``login_options`` (login, issuer, client_id, client_secret_file) choose the login;
-    ``ssh_port`` may be among them too.
+    ``ssh_port`` may be among them too. Raises DemoError from :func:`prepare`.
+    Called by `jhub-af demo`.
     """
     settings = prepare(ip, port, data_dir, **login_options)
     config = Path(settings.data_dir) / "jupyterhub_config.py"

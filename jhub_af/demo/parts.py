@@ -149,6 +149,11 @@ DEMO_PARTS = (hub, login, notebooks, ssh, accounting, dask_gateway, panel)
 
 
 def configure(c, settings: DemoSettings) -> None:
-    """Apply every demo part to the JupyterHub config ``c``."""
+    """Apply every demo part to the JupyterHub config ``c``, in DEMO_PARTS order.
+
+    Called by the ``jupyterhub_config.py`` that `jhub-af demo` writes, and by
+    `jhub-af check-config` (without a file). Installs the guarded batch-job
+    call-back in this process (see :func:`jhub_af.spawner.install_job_callback`).
+    """
     for part in DEMO_PARTS:
         part(c, settings)

@@ -32,15 +32,19 @@ class DemoSettings:
 
     @property
     def public_url(self) -> str:
+        """The facility's address as a browser opens it, e.g. ``http://127.0.0.1:8000``."""
         return f"http://{self.ip}:{self.port}"
 
     @property
     def data_path(self) -> Path:
+        """``data_dir`` as a Path: the database, secrets, homes and services' state."""
         return Path(self.data_dir)
 
     def dump(self, path: Path) -> None:
+        """Write the settings as JSON to ``path`` (``prepare`` does, before the hub starts)."""
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> DemoSettings:
+        """The settings :meth:`dump` wrote; called by the hub config the demo writes."""
         return cls(**json.loads(Path(path).read_text()))

@@ -37,6 +37,7 @@ class JobCallbackHandler(APIHandler):
 
     @web.authenticated
     def post(self):
+        """Called by tornado for the job's POST (see the class)."""
         token = self.get_auth_token()
         spawners = getattr(self.current_user, "spawners", None) or {}  # services have none
         spawner = next((s for s in spawners.values() if token and s.api_token == token), None)

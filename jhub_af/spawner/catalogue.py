@@ -81,6 +81,7 @@ class Choice:
 
     @property
     def is_range(self) -> bool:
+        """Whether the choice is a number of hours (walltime), not one of ``options``."""
         return self.name == "walltime"
 
     def size(self, name: str) -> Size:

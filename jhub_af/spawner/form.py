@@ -25,6 +25,9 @@ _env = Environment(
 
 @dataclass
 class Card:
+    """What the form's template shows for one profile: where it runs, whether it can
+    start here, and the user's last choices in it."""
+
     profile: Profile
     where: str
     unavailable: str = ""
@@ -40,6 +43,8 @@ def render_form(
 
     A last choice that is no longer offered (removed by an admin, or the user
     lost the group) falls back to the first profile, with a notice saying so.
+    ``unavailable`` maps a backend to why it cannot start here. Returns HTML, every
+    catalogue value escaped. Called by ProfileSpawner's ``options_form``.
     """
     last = dict(last_options or {})
     last_slug = last.get("profile")

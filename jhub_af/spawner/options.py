@@ -39,6 +39,7 @@ class Selection:
 
     @property
     def backend(self) -> str:
+        """The profile's backend: local, kubernetes, slurm or condor."""
         return self.profile.backend
 
     def user_options(self) -> dict:
@@ -89,6 +90,7 @@ def _choice_value(profile: Profile, name: str, value) -> str | int:
 
 
 def default_profile(profiles: list[Profile]) -> Profile | None:
+    """The profile a start without ``profile`` gets: the first the user may use."""
     return profiles[0] if profiles else None
 
 
@@ -98,7 +100,12 @@ def select(
     groups: Iterable[str],
     admin: bool,
 ) -> Selection:
-    """Validate ``options`` for a user in ``groups``; raise :class:`ProfileRefused`."""
+    """The Selection that ``options`` (user_options, or a JupyterHub 6 spawn body)
+    asks for, checked for a user in ``groups`` (hub admin or not) against the catalogue.
+
+    Raises :class:`ProfileRefused` whose sentence the user sees (what was wrong,
+    and the profiles they may use). Called by ProfileSpawner at every start.
+    """
     try:
         options = unwrap_spawn_body(options)
     except BadSpawnBody as e:
@@ -107,31 +114,7 @@ def select(
     allowed = [p for p in catalogue if p.visible_to(set(groups), admin)]
     if len(options) > MAX_OPTIONS:
         raise ProfileRefused(f"Too many server options; a profile has at most {MAX_OPTIONS}.")
-    slug = options.get("profile")
-    if slug is None:
-        profile = default_profile(allowed)
-        if profile is None:
-            raise ProfileRefused(
-                "No profile is open to your groups, so no server can start. "
-                "Ask your VO admin which group gives access to this facility's profiles."
-            )
-    else:
-        if not isinstance(slug, str) or not SLUG.match(slug):
-            raise ProfileRefused(
-                "The option 'profile' must be the short name of a profile. "
-                f"Profiles you can use: {_names(allowed)}."
-            )
-        profile = next((p for p in catalogue if p.slug == slug), None)
-        if profile is None:
-            raise ProfileRefused(
-                f"There is no profile '{slug}' (your admins may have removed it). "
-                f"Profiles you can use: {_names(allowed)}."
-            )
-        if profile not in allowed:
-            raise ProfileRefused(
-                f"The profile '{slug}' is for {profile.who_may_use()}; ask your VO admin. "
-                f"Profiles you can use: {_names(allowed)}."
-            )
+    profile = _chosen_profile(options.get("profile"), catalogue, allowed)
     unknown = sorted(_shown(k) for k in options if k != "profile" and k not in profile.choices)
     if unknown:
         known = ", ".join(["profile", *profile.choices])
@@ -139,6 +122,40 @@ def select(
             f"Unknown option(s) {', '.join(unknown)} for profile "
             f"'{profile.slug}'; the options it takes are: {known}."
         )
+    return _resolved(profile, options)
+
+
+def _chosen_profile(slug, catalogue: list[Profile], allowed: list[Profile]) -> Profile:
+    """The profile ``slug`` names (None: the default), if the user may use it."""
+    if slug is None:
+        profile = default_profile(allowed)
+        if profile is None:
+            raise ProfileRefused(
+                "No profile is open to your groups, so no server can start. "
+                "Ask your VO admin which group gives access to this facility's profiles."
+            )
+        return profile
+    if not isinstance(slug, str) or not SLUG.match(slug):
+        raise ProfileRefused(
+            "The option 'profile' must be the short name of a profile. "
+            f"Profiles you can use: {_names(allowed)}."
+        )
+    profile = next((p for p in catalogue if p.slug == slug), None)
+    if profile is None:
+        raise ProfileRefused(
+            f"There is no profile '{slug}' (your admins may have removed it). "
+            f"Profiles you can use: {_names(allowed)}."
+        )
+    if profile not in allowed:
+        raise ProfileRefused(
+            f"The profile '{slug}' is for {profile.who_may_use()}; ask your VO admin. "
+            f"Profiles you can use: {_names(allowed)}."
+        )
+    return profile
+
+
+def _resolved(profile: Profile, options: Mapping) -> Selection:
+    """The profile with each choice checked (or its default) and applied."""
     choices = {
         name: _choice_value(profile, name, options.get(name, choice.default))
         for name, choice in profile.choices.items()
@@ -164,7 +181,8 @@ def select(
 def options_from_form(formdata: Mapping[str, list[str]]) -> dict:
     """The spawn form's fields -> user_options (only the chosen profile's choices).
 
-    Each choice field is named ``<slug>--<choice>``; numbers arrive as text.
+    Each choice field is named ``<slug>--<choice>``; numbers arrive as text. Never
+    raises: :func:`select` checks the result. ProfileSpawner's ``options_from_form``.
     """
     slug = (formdata.get("profile") or [""])[0]
     options: dict = {"profile": slug} if slug else {}

@@ -44,6 +44,7 @@ class GuardedSlurmSpawner(BatchGuards, SlurmSpawner):
         return r"Invalid job id specified"
 
     async def progress(self):
+        """JupyterHub's progress hook: where the job is (queued, running, submitting)."""
         while True:
             if self.state_ispending():
                 partition = self.req_partition or "the default partition"

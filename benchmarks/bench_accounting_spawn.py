@@ -37,7 +37,7 @@ SPEC = {
 def accounting_extra(workdir: Path, port: int) -> str:
     return f"""
 from jhub_af.accounting import accounting_hub_config
-from jhub_af.demo.parts import add_roles
+from jhub_af.hub import add_roles
 
 add_roles(c, accounting_hub_config(
     c, data_dir={str(workdir / "accounting")!r}, port={port},

@@ -1,5 +1,5 @@
 """A real hub running af-accounting, for the accounting tests: users, policy, a spawner
-that reserves through jhub_af.accounting.spawn, and a second reserving client."""
+that reserves through AccountingSpawnerMixin, and a second reserving client."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ from jhub_af.accounting import (
     AccountingSpawnerMixin, READ_SCOPE, RESERVE_SCOPE, accounting_hub_config,
 )
 from jhub_af.demo import DemoAuthenticator
-from jhub_af.demo.parts import add_roles
+from jhub_af.hub import add_roles
 
 RESOURCES = json.loads({json.dumps(json.dumps(RESOURCES))})
 

@@ -65,7 +65,7 @@ def config(workdir, extra: str = "") -> str:
         + f"""
 import json
 from jhub_af.accounting import accounting_hub_config
-from jhub_af.demo.parts import add_roles
+from jhub_af.hub import add_roles
 
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{HUB_PORT}"
 c.JupyterHub.cleanup_servers = False

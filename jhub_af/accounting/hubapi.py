@@ -1,11 +1,5 @@
-"""What the accounting service asks the hub: a user's groups and admin flag, whether a
-group exists, and which servers run. Never the request body: names and groups in
-requests are checked here against the hub itself.
-
-Uses the service's own token (``$JUPYTERHUB_API_TOKEN``), whose role needs only
-``list:users``, ``read:users``, ``read:servers``, ``list:groups`` and
-``read:groups:name``. Answers are cached for a few seconds.
-"""
+"""What the accounting service asks the hub (:class:`HubAPI`): a user's groups and admin
+flag, whether a group exists, and which servers run."""
 
 from __future__ import annotations
 
@@ -30,6 +24,12 @@ def _epoch(iso: str | None) -> float:
 
 
 class HubAPI:
+    """The hub's REST API, with the service's own token (``$JUPYTERHUB_API_TOKEN``),
+    whose role needs only ``list:users``, ``read:users``, ``read:servers``,
+    ``list:groups`` and ``read:groups:name``. Names and groups in requests are
+    checked here against the hub itself, never taken from a request body. Answers
+    are cached for ``cache_seconds``. Methods raise :class:`HubUnavailable`."""
+
     def __init__(self, api_url: str, token: str, cache_seconds: float = 30.0):
         self.api_url = api_url.rstrip("/")
         self._token = token
@@ -77,6 +77,7 @@ class HubAPI:
         )
 
     async def group_exists(self, name: str) -> bool:
+        """Whether the hub has a group ``name`` (cached). Called by ``usage/groups/{group}``."""
         model = await self._cached(
             f"group:{name}", lambda: self._get(f"/groups/{quote(name, safe='')}")
         )

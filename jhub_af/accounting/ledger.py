@@ -1,13 +1,5 @@
-"""The usage ledger: reservations and usage intervals in SQLite or PostgreSQL.
-
-Every change is one short transaction. A reservation is checked and written
-under a lock on the user and each of their groups, so concurrent requests never
-overcommit a quota: SQLite takes the database's write lock at ``BEGIN
-IMMEDIATE``; PostgreSQL takes transaction-scoped advisory locks, in a fixed
-order so that two requests never wait on each other. A database that is locked
-for too long or unreachable raises :class:`LedgerUnavailable`, and nothing is
-written.
-"""
+"""The usage ledger: :class:`Ledger`, reservations and usage intervals in SQLite or
+PostgreSQL, and the errors it refuses changes with."""
 
 from __future__ import annotations
 
@@ -35,14 +27,20 @@ class LedgerError(Exception):
 
 
 class NotFound(LedgerError):
+    """404: no reservation has this id."""
+
     status = 404
 
 
 class NotYours(LedgerError):
+    """403: another service made this reservation."""
+
     status = 403
 
 
 class Conflict(LedgerError):
+    """409: the reservation is not in a state that allows the change (lapsed, closed)."""
+
     status = 409
 
 
@@ -94,7 +92,13 @@ def _make_engine(url: str, busy_timeout: float, immediate: bool, pool_size: int)
 
 
 class Ledger:
-    """Reservations and usage, one database (``url``: ``sqlite:///...`` or ``postgresql+psycopg://``)."""
+    """Reservations and usage, one database (``url``: ``sqlite:///...`` or ``postgresql+psycopg://``).
+
+    Every change is one short transaction (:meth:`writing`). A database that is
+    locked for longer than ``busy_timeout`` or unreachable raises
+    :class:`LedgerUnavailable`, and nothing is written. Used by the service, in its
+    thread pool, and by ``jhub-af usage``.
+    """
 
     def __init__(self, url: str, *, busy_timeout: float = 10.0, pool_size: int = 8):
         self.url = url
@@ -108,10 +112,12 @@ class Ledger:
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
 
     def upgrade(self) -> None:
+        """Bring the schema to the newest Alembic revision (the service calls it at start)."""
         with self._guard():
             migrate.upgrade(self.engine)
 
     def dispose(self) -> None:
+        """Close the database connections."""
         self.engine.dispose()
         if self.read_engine is not self.engine:
             self.read_engine.dispose()
@@ -125,15 +131,20 @@ class Ledger:
 
     @contextlib.contextmanager
     def writing(self):
+        """A write transaction (``with ledger.writing() as session``); SQLite's is
+        ``BEGIN IMMEDIATE``, which takes the database's only write lock at once."""
         with self._guard(), self._write.begin() as session:
             yield session
 
     @contextlib.contextmanager
     def reading(self):
+        """A read transaction, which takes no write lock."""
         with self._guard(), self._read.begin() as session:
             yield session
 
     def _lock(self, session: Session, keys: Iterable[str]) -> None:
+        # PostgreSQL: transaction-scoped advisory locks, in a fixed (sorted) order so that
+        # two requests never wait on each other
         if not self.postgres:
             return  # BEGIN IMMEDIATE already holds the only write lock
         for key in sorted(set(keys)):
@@ -178,7 +189,9 @@ class Ledger:
                 add("dask_memory", memory)
         return usage
 
-    def _period(self, session: Session, where, since: float, until: float, now: float) -> Totals:
+    def _period_totals(
+        self, session: Session, where, since: float, until: float, now: float
+    ) -> Totals:
         row = session.execute(
             select(*totals_columns(since, until, now, self.postgres)).where(
                 where, overlaps(since, until)
@@ -187,16 +200,19 @@ class Ledger:
         return Totals(*(float(x or 0) for x in row))
 
     def usage_of(self, session, user: str, since: float, until: float, now: float) -> dict:
+        """What ``user`` uses at ``now`` (``servers``, ``cores``, ``gpus:t4`` ...) and the
+        budgets used in [``since``, ``until``) (``core_hours``, ``gpu_hours``)."""
         usage = self._at_once(session, Reservation.user == user, now)
-        t = self._period(session, Reservation.user == user, since, until, now)
+        t = self._period_totals(session, Reservation.user == user, since, until, now)
         return {**usage, "core_hours": t.core_hours, "gpu_hours": t.gpu_hours}
 
     def usage_of_group(self, session, group: str, since: float, until: float, now: float) -> dict:
+        """As :meth:`usage_of`, summed over the reservations made by members of ``group``."""
         members = Reservation.id.in_(
             select(ReservationGroup.reservation_id).where(ReservationGroup.group == group)
         )
         usage = self._at_once(session, members, now)
-        t = self._period(session, members, since, until, now)
+        t = self._period_totals(session, members, since, until, now)
         return {**usage, "core_hours": t.core_hours, "gpu_hours": t.gpu_hours}
 
     # --- the life of a reservation ---------------------------------------
@@ -215,8 +231,12 @@ class Ledger:
     ) -> tuple[Decision, Reservation | None]:
         """Decide and, if granted, record a pending reservation, atomically.
 
-        ``decide(usage, group_usage)`` gets the user's usage (at once and this
-        period) and that of each group in ``total_groups``.
+        Under a lock on the user and each group in ``total_groups`` (so concurrent
+        requests never overcommit a quota), ``decide(usage, group_usage)`` gets the
+        user's usage (at once and in ``period``) and that of each of those groups.
+        Returns the :class:`Decision` and the new row (None when refused); the row is
+        pending for ``ttl`` seconds until confirmed. Raises :class:`LedgerUnavailable`.
+        Called by :meth:`.service.AccountingService.reserve`.
         """
         now = time.time() if now is None else now
         groups = sorted(set(groups))
@@ -231,24 +251,7 @@ class Ledger:
             decision = decide(usage, group_usage)
             if not decision.granted:
                 return decision, None
-            res = request.resources
-            gpu_type, gpus = next(iter(res.gpus.items()), ("", 0))
-            row = Reservation(
-                id=secrets.token_hex(16),
-                user=request.user,
-                kind=request.kind,
-                client=client,
-                server=request.server,
-                cores=res.cores,
-                memory=res.memory,
-                gpu_type=gpu_type,
-                gpus=gpus,
-                state=PENDING,
-                created=now,
-                expires=now + ttl,
-                end_reason="",
-                groups=[ReservationGroup(group=g) for g in groups],
-            )
+            row = _new_row(request, client, groups, state=PENDING, ttl=ttl, now=now)
             session.add(row)
         return decision, row
 
@@ -330,65 +333,33 @@ class Ledger:
         report = {"closed": 0, "confirmed": 0, "voided": 0, "adopted": 0, "renewed": 0}
         by_key = {(s.user, s.server): s for s in running}
         with self.writing() as session:
-            rows = session.scalars(
-                select(Reservation)
-                .where(Reservation.kind == "server", Reservation.state.in_(OPEN_STATES))
-                .order_by(Reservation.started.is_(None), Reservation.started, Reservation.created)
-            ).all()
             seen = set()
-            for row in rows:
-                key = (row.user, row.server)
-                server = by_key.get(key)
-                if server is None:
-                    _close(row, now, "not running", at_last_seen=True)
-                    report["closed"] += 1
-                elif key in seen:
-                    row.state, row.ended = EXPIRED, row.started or None
-                    row.end_reason = "duplicate"
-                    report["voided"] += 1
-                else:
-                    seen.add(key)
-                    if row.state == PENDING and not server.ready:
-                        continue  # still starting: its spawner confirms it
-                    if row.state == PENDING:
-                        row.state, row.started = ACTIVE, max(server.started, row.created)
-                        report["confirmed"] += 1
-                    else:
-                        report["renewed"] += 1
-                    row.last_seen, row.expires = now, now + ttl
+            for row in self._open_server_rows(session):
+                outcome = _match_with_hub(row, by_key.get((row.user, row.server)), seen, ttl, now)
+                if outcome:
+                    report[outcome] += 1
             for key, server in by_key.items():
                 if key in seen or not server.ready:
                     # a server still starting has no reservation yet: its spawner asks
                     continue
-                request = adopt(server)
-                res = request.resources
-                gpu_type, gpus = next(iter(res.gpus.items()), ("", 0))
-                session.add(
-                    Reservation(
-                        id=secrets.token_hex(16),
-                        user=server.user,
-                        kind="server",
-                        client=client,
-                        server=server.server,
-                        cores=res.cores,
-                        memory=res.memory,
-                        gpu_type=gpu_type,
-                        gpus=gpus,
-                        state=ACTIVE,
-                        created=now,
-                        expires=now + ttl,
-                        started=min(server.started, now),
-                        last_seen=now,
-                        end_reason="",
-                        groups=[ReservationGroup(group=g) for g in server.groups],
-                    )
-                )
+                session.add(_adopted_row(server, adopt(server), client, ttl, now))
                 report["adopted"] += 1
         return report
+
+    @staticmethod
+    def _open_server_rows(session: Session) -> list[Reservation]:
+        """Open server reservations, oldest start first (unstarted last): the first of a
+        server's rows is the one reconcile keeps."""
+        return session.scalars(
+            select(Reservation)
+            .where(Reservation.kind == "server", Reservation.state.in_(OPEN_STATES))
+            .order_by(Reservation.started.is_(None), Reservation.started, Reservation.created)
+        ).all()
 
     # --- reading ---------------------------------------------------------
 
     def open_reservations(self, user: str, now: float | None = None) -> list[Reservation]:
+        """``user``'s reservations that are open at ``now``, oldest first."""
         now = time.time() if now is None else now
         with self.reading() as session:
             return list(
@@ -404,6 +375,7 @@ class Ledger:
             )
 
     def intervals(self, user: str, since: float, until: float) -> list[Reservation]:
+        """``user``'s reservations whose usage overlaps [``since``, ``until``)."""
         with self.reading() as session:
             return list(
                 session.scalars(
@@ -412,6 +384,7 @@ class Ledger:
             )
 
     def get(self, rid: str) -> Reservation | None:
+        """The reservation ``rid``, or None."""
         with self.reading() as session:
             return session.get(Reservation, rid)
 
@@ -506,8 +479,68 @@ class Ledger:
         return usage, group_usage
 
     def count_rows(self) -> int:
+        """How many reservations the ledger holds (open and closed)."""
         with self.reading() as session:
             return session.scalar(select(func.count()).select_from(Reservation)) or 0
+
+
+def _new_row(
+    request: Request, client: str, groups: Iterable[str], *, state: str, ttl: float, now: float
+) -> Reservation:
+    """A new reservation row for ``request`` made by ``client``, open for ``ttl`` seconds."""
+    res = request.resources
+    gpu_type, gpus = next(iter(res.gpus.items()), ("", 0))
+    return Reservation(
+        id=secrets.token_hex(16),
+        user=request.user,
+        kind=request.kind,
+        client=client,
+        server=request.server,
+        cores=res.cores,
+        memory=res.memory,
+        gpu_type=gpu_type,
+        gpus=gpus,
+        state=state,
+        created=now,
+        expires=now + ttl,
+        end_reason="",
+        groups=[ReservationGroup(group=g) for g in groups],
+    )
+
+
+def _adopted_row(server: Running, request: Request, client: str, ttl: float, now: float):
+    """The active reservation of a server that runs without one, sized by ``request``."""
+    row = _new_row(request, client, server.groups, state=ACTIVE, ttl=ttl, now=now)
+    row.user, row.server, row.kind = server.user, server.server, "server"
+    row.started, row.last_seen = min(server.started, now), now
+    return row
+
+
+def _match_with_hub(row: Reservation, server: Running | None, seen: set, ttl: float, now: float):
+    """Bring one open server reservation in line with what the hub runs.
+
+    Returns the report key of what was done (``closed``, ``voided``, ``confirmed``,
+    ``renewed``), or None for a pending row whose server the hub is still starting
+    (its spawner confirms it). Adds the row's server to ``seen`` when it keeps it.
+    """
+    key = (row.user, row.server)
+    if server is None:
+        _close(row, now, "not running", at_last_seen=True)
+        return "closed"
+    if key in seen:
+        row.state, row.ended = EXPIRED, row.started or None
+        row.end_reason = "duplicate"
+        return "voided"
+    seen.add(key)
+    if row.state == PENDING and not server.ready:
+        return None
+    if row.state == PENDING:
+        row.state, row.started = ACTIVE, max(server.started, row.created)
+        outcome = "confirmed"
+    else:
+        outcome = "renewed"
+    row.last_seen, row.expires = now, now + ttl
+    return outcome
 
 
 def _close(row: Reservation, now: float, reason: str, at_last_seen: bool = False) -> None:

@@ -1,16 +1,6 @@
-"""Prometheus metrics of the accounting service (prometheus-client).
-
-Names are ``jhub_af_*`` in base units (seconds, bytes), counters end in
-``_total``. The decision counters and histogram are live. Usage per user and
-group is read from the ledger (two aggregate queries each), so it is always the
-ledger's truth and never a second counter kept on the side; but with thousands
-of users that read takes most of a second, so it is not done on the scrape's
-path: a scrape serves the usage series as last read and rendered (a *snapshot*), and a
-snapshot older than ``refresh`` seconds is read again in the background. A
-snapshot older than ``max_age`` (nobody scraped for a while) is never served:
-that scrape waits for a fresh one. ``jhub_af_usage_snapshot_age_seconds`` says
-how old the usage series of a scrape are.
-"""
+"""Prometheus metrics of the accounting service: :class:`Metrics` (the registry a scrape
+serves) and :class:`LedgerCollector` (usage read from the ledger). Names are ``jhub_af_*``
+in base units (seconds, bytes); counters end in ``_total``."""
 
 from __future__ import annotations
 
@@ -34,6 +24,8 @@ class LedgerCollector:
         self.period = period
 
     def collect(self):
+        """Yield the usage families: hours this period and what runs now, per user and
+        group (two aggregate queries each; blocking). Called by prometheus-client."""
         now = time.time()
         since, until = period_bounds(self.period, now)
         for by in ("user", "group"):
@@ -80,7 +72,16 @@ class LedgerCollector:
 
 class Metrics:
     """The service's registry (decisions counted and timed, live) and the snapshot of
-    ledger usage that scrapes serve (see the module's doc)."""
+    ledger usage that scrapes serve.
+
+    Usage is read from the ledger, so it is always the ledger's truth and never a
+    second counter kept on the side; but with thousands of users that read takes
+    most of a second, so it is not done on the scrape's path: a scrape serves the
+    usage series as last read (a *snapshot*), and a snapshot older than ``refresh``
+    seconds is read again in the background. A snapshot older than ``max_age``
+    (nobody scraped for a while) is never served: that scrape waits for a fresh one.
+    ``jhub_af_usage_snapshot_age_seconds`` says how old the usage series are.
+    """
 
     def __init__(self, ledger, period: str, *, refresh: float = 30.0, max_age: float = 120.0):
         self.refresh = refresh
@@ -117,6 +118,7 @@ class Metrics:
         ).set_function(self.snapshot_age)
 
     def snapshot_age(self) -> float:
+        """Seconds since the usage snapshot was read (infinite before the first)."""
         return float("inf") if self._taken is None else time.monotonic() - self._taken
 
     def read_usage(self) -> bytes:

@@ -1,10 +1,5 @@
-"""The ledger's tables (SQLAlchemy 2). Alembic migrations in ``alembic/`` create them.
-
-One row of ``af_reservations`` is a claim on a quota and, once confirmed, the
-usage interval of what runs under it: who (and their groups at the time, in
-``af_reservation_groups``), what kind, which resources, from ``started`` to
-``ended``. Times are UTC seconds since the epoch.
-"""
+"""The ledger's tables (SQLAlchemy 2): :class:`Reservation` and :class:`ReservationGroup`.
+Alembic migrations in ``alembic/`` create them."""
 
 from __future__ import annotations
 
@@ -18,10 +13,15 @@ OPEN_STATES = (PENDING, ACTIVE)
 
 
 class Base(DeclarativeBase):
-    pass
+    """The ledger's metadata."""
 
 
 class Reservation(Base):
+    """One row of ``af_reservations``: a claim on a quota and, once confirmed, the usage
+    interval of what runs under it: who (and their groups at the time, in
+    ``af_reservation_groups``), what kind, which resources, from ``started`` to
+    ``ended``. Times are UTC seconds since the epoch."""
+
     __tablename__ = "af_reservations"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -56,9 +56,11 @@ class Reservation(Base):
 
     @property
     def group_names(self) -> list[str]:
+        """The user's groups when it was reserved, sorted."""
         return sorted(g.group for g in self.groups)
 
     def as_json(self) -> dict:
+        """The reservation as the REST API answers it."""
         return {
             "id": self.id,
             "user": self.user,

@@ -1,9 +1,7 @@
-"""The pages at ``/services/af-accounting/``: a user's quotas, usage and running things;
-for admins, a sortable table of all users and groups and its CSV export.
-
-Templates autoescape everything (names and groups come from the IdP). The CSV
-neutralises cells that a spreadsheet would run as a formula.
-"""
+"""The pages at ``/services/af-accounting/``: a user's quotas, usage and running things
+(:class:`UserPageHandler`); for admins, a sortable table of all users and groups
+(:class:`AdminPageHandler`) and its CSV export (:class:`AdminCSVHandler`). Templates
+autoescape everything (names and groups come from the IdP)."""
 
 from __future__ import annotations
 
@@ -15,9 +13,9 @@ from pathlib import Path
 
 from tornado import web
 
+from .dimensions import BUDGETS, DIMENSIONS, MEMORY_DIMS
 from .handlers import BaseHandler
 from .ledger import LedgerUnavailable
-from .policy import BUDGETS, DIMENSIONS, MEMORY_DIMS
 from .resources import format_memory
 from .usage import daily_core_hours, period_bounds
 
@@ -51,7 +49,9 @@ def _limit_text(key: str, value) -> str:
     return f"{value:g}"
 
 
-def _what(key: str) -> str:
+def _dimension_words(key: str) -> str:
+    """What a limit key counts: ``cores at once``, ``t4 GPUs at once``, ``core-hours per period``
+    (the usage page's words)."""
     dim = key.split(":")[0]
     many = DIMENSIONS[dim][1]
     if dim == "gpus":
@@ -60,13 +60,17 @@ def _what(key: str) -> str:
 
 
 def csv_cell(value) -> str:
+    """``value`` as a CSV cell that a spreadsheet will not run as a formula."""
     text = str(value)
     # a cell starting like a formula would run in a spreadsheet
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 class PageHandler(BaseHandler):
+    """The HTML pages' base: errors as plain text, the values every template reads."""
+
     def common(self, sees_all: bool) -> dict:
+        """The template values every page uses (prefix, period, formatters)."""
         svc = self.service
         start, end = period_bounds(svc.policy.period, time.time())
         return {
@@ -79,6 +83,7 @@ class PageHandler(BaseHandler):
         }
 
     def write_error(self, status_code, **kwargs):
+        """An error as ``status reason`` and its sentence, in plain text (tornado calls it)."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
         message = exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message else ""
         self.set_header("Content-Type", "text/plain; charset=utf-8")
@@ -86,8 +91,11 @@ class PageHandler(BaseHandler):
 
 
 class UserPageHandler(PageHandler):
+    """``/services/af-accounting/``: the signed-in user's own page."""
+
     @web.authenticated
     async def get(self):
+        """The user's limits, this period's hours by day, and what runs now."""
         name = self.current_user["name"]
         svc = self.service
         try:
@@ -119,7 +127,7 @@ class UserPageHandler(PageHandler):
             )
         quotas = [
             {
-                "what": _what(key),
+                "what": _dimension_words(key),
                 "limit": _limit_text(key, lim["value"]),
                 "source": f"group {lim['group']}"
                 if lim["source"] == "group"
@@ -162,7 +170,10 @@ def _chart(days: list[tuple[float, float]], width: int = 600, height: int = 120)
 
 
 class AdminBase(PageHandler):
+    """What the admin page and its CSV share: the table, and who may see it."""
+
     async def tables(self) -> list[dict]:
+        """One row per user and per group: this period's hours and what runs now."""
         svc = self.service
         now = time.time()
         start, end = period_bounds(svc.policy.period, now)
@@ -188,11 +199,14 @@ class AdminBase(PageHandler):
         return out
 
     async def require_admin(self):
+        """Raise a 403 ``HTTPError`` unless the caller sees everyone's usage."""
         if not await self.sees_all():
             raise web.HTTPError(403, "This page is for the facility's admins.")
 
 
 class AdminPageHandler(AdminBase):
+    """``admin``: the sortable table of all users and groups (admins only)."""
+
     @web.authenticated
     async def get(self):
         await self.require_admin()
@@ -221,6 +235,8 @@ class AdminPageHandler(AdminBase):
 
 
 class AdminCSVHandler(AdminBase):
+    """``admin/usage.csv``: the admin table as CSV (admins only)."""
+
     @web.authenticated
     async def get(self):
         await self.require_admin()
@@ -238,6 +254,8 @@ class AdminCSVHandler(AdminBase):
 
 
 class NotFoundHandler(BaseHandler):
+    """Any other path under the API: a JSON 404."""
+
     def prepare(self):
         self.set_status(404)
         self.set_header("Content-Type", "application/json; charset=utf-8")

@@ -1,79 +1,66 @@
 """The quota policy: what admins write in config, and the pure rules that apply it.
 
-A policy has four levels, each a YAML-friendly dict from a dimension to a limit:
-``defaults``, ``groups`` (per VO group, applied to each member), ``users``
-(per-user overrides) and ``group_totals`` (a cap on a whole group: the sum over
-all its members).
-
-The resolution rule, per dimension, for one user:
-
-1. a value in ``users[name]`` wins, whatever the groups say;
-2. otherwise the most generous value among the user's groups that set the
-   dimension: ``None``/``"unlimited"`` is the most generous, then the largest
-   number (``0`` forbids);
-3. otherwise the value in ``defaults``;
-4. otherwise the dimension is unlimited.
-
-A group that does not mention a dimension has no say in it. ``group_totals``
-are checked on top of that, for every group of the user that has one.
-
-GPUs are limited per type: ``gpus: {t4: 1, "*": 0}``; within one level a type's
-own entry wins over ``"*"``.
+- :class:`QuotaPolicy`: the four levels (``defaults``, ``groups``, ``users``,
+  ``group_totals``), checked when the config loads;
+- :func:`resolve` / :func:`effective_limits`: a user's limit of each dimension;
+- :func:`decide`: grant or refuse a request (sentences in :mod:`.refusals`);
+- :func:`remaining`: what is left of each dimension.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from traitlets import Dict, Float, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
-from .resources import BadRequest, Request, format_memory, memory_bytes
+from . import refusals
+from .dimensions import (
+    BUDGETS,
+    DIMENSIONS,
+    MEMORY_DIMS,
+    PERIODS,
+    UNLIMITED,
+    Limit,
+    dimension_of,
+)
+from .generosity import most_generous
+from .refusals import ADVICE, SLACK, TOO_BIG_ADVICE
+from .resources import BadRequest, Request, memory_bytes
 
-# dimension -> (unit word for one, for many, verb)
-DIMENSIONS = {
-    "servers": ("server", "servers", "run"),
-    "cores": ("core", "cores", "use"),
-    "memory": ("of memory", "of memory", "use"),
-    "gpus": ("GPU", "GPUs", "run"),
-    "dask_clusters": ("Dask cluster", "Dask clusters", "run"),
-    "dask_workers": ("Dask worker", "Dask workers", "run"),
-    "dask_cores": ("Dask worker core", "Dask worker cores", "use"),
-    "dask_memory": ("of Dask worker memory", "of Dask worker memory", "use"),
-    "core_hours": ("core-hour", "core-hours", "use"),
-    "gpu_hours": ("GPU-hour", "GPU-hours", "use"),
-}
-BUDGETS = ("core_hours", "gpu_hours")
-MEMORY_DIMS = ("memory", "dask_memory")
-PERIODS = ("day", "week", "month", "year")
-UNLIMITED = None
-_MISSING = object()
-
-
-@dataclass(frozen=True)
-class Limit:
-    """One effective limit and where it came from (``user``, ``group``, ``default``, ``none``)."""
-
-    value: float | None
-    source: str
-    group: str = ""
-
-    @property
-    def unlimited(self) -> bool:
-        return self.value is None
+__all__ = [
+    "ADVICE",
+    "BUDGETS",
+    "DIMENSIONS",
+    "MEMORY_DIMS",
+    "TOO_BIG_ADVICE",
+    "Decision",
+    "Limit",
+    "QuotaPolicy",
+    "decide",
+    "demand",
+    "effective_limits",
+    "remaining",
+    "resolve",
+]
+# a level that does not mention a dimension (None means "unlimited", so it cannot say so)
+NOT_SET = object()
 
 
 @dataclass(frozen=True)
 class Decision:
+    """A grant or a refusal; a refusal's ``message`` is the sentence the user reads."""
+
     granted: bool
     reason: str = ""  # the dimension that refused (metrics label), "" when granted
     message: str = ""
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _limit_value(value, where: str):
+def _checked_limit(value, where: str):
+    """One limit of the config as the rules read it: None (unlimited), bytes, a number."""
     if value is None or value == "unlimited":
         return UNLIMITED
     if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -89,7 +76,9 @@ def _limit_value(value, where: str):
 
 
 def check_level(level, where: str) -> dict:
-    """One level of the policy, checked and normalised (memory in bytes, gpus a dict)."""
+    """One level of the policy (``where`` names it in errors), checked and normalised:
+    memory in bytes, gpus a dict. Raises ``ValueError`` naming the option and the
+    dimension at fault. Called by :class:`QuotaPolicy`'s validators."""
     if not isinstance(level, Mapping):
         raise ValueError(f"{where} must be a mapping from dimension to limit")
     out = {}
@@ -100,26 +89,21 @@ def check_level(level, where: str) -> dict:
         if dim == "gpus":
             if not isinstance(value, Mapping):
                 raise ValueError(f'{where}.gpus must map GPU types to counts, like {{"t4": 1}}')
-            out[dim] = {t: _limit_value(v, f"{where}.gpus.{t}") for t, v in value.items()}
+            out[dim] = {t: _checked_limit(v, f"{where}.gpus.{t}") for t, v in value.items()}
         elif isinstance(value, str) and value != "unlimited" and dim not in MEMORY_DIMS:
             raise ValueError(f"{where}.{dim} must be a number, 'unlimited' or null")
         else:
-            out[dim] = _limit_value(value, f"{where}.{dim}")
+            out[dim] = _checked_limit(value, f"{where}.{dim}")
     return out
 
 
-def _level_value(level: Mapping, key: str):
+def level_value(level: Mapping, key: str):
+    """The limit that one level sets for ``key`` (``gpus:t4`` reads the type's own entry,
+    else ``"*"``), or :data:`NOT_SET` when the level does not mention it."""
     if key.startswith("gpus:"):
         gpus = level.get("gpus", {})
-        return gpus.get(key[5:], gpus.get("*", _MISSING))
-    return level.get(key, _MISSING)
-
-
-def _more_generous(a, b) -> bool:
-    """Is limit a more generous than b (None = unlimited)?"""
-    if a is None:
-        return b is not None
-    return b is not None and a > b
+        return gpus.get(key[5:], gpus.get("*", NOT_SET))
+    return level.get(key, NOT_SET)
 
 
 class QuotaPolicy(LoggingConfigurable):
@@ -206,18 +190,25 @@ class QuotaPolicy(LoggingConfigurable):
         return proposal.value
 
     def limit(self, key: str, user: str, groups: Iterable[str]) -> Limit:
+        """The effective :class:`Limit` of ``key`` for ``user`` in ``groups`` (:func:`resolve`)."""
         return resolve(self, key, user, groups)
 
     def total_groups(self, groups: Iterable[str]) -> list[str]:
+        """Those of ``groups`` that have a ``group_totals`` cap, sorted."""
         return sorted(g for g in groups if g in self.group_totals)
 
     def decider(self, request: Request, groups: Iterable[str]):
-        """The decision function the ledger calls with (usage, group_usage) under its lock."""
+        """The decision function for ``request`` of a member of ``groups``.
+
+        Returns ``decide(usage, group_usage) -> Decision``, which the ledger calls
+        under its lock with the usage it read (:meth:`.ledger.Ledger.reserve`).
+        Called by the service for every reservation.
+        """
         groups = list(groups)
         limits = effective_limits(self, request.user, groups, request.resources.gpus)
         totals = {g: self.group_totals[g] for g in self.total_groups(groups)}
 
-        def _decide(usage, group_usage):
+        def decide_with_usage(usage, group_usage):
             return decide(
                 limits,
                 usage,
@@ -228,25 +219,28 @@ class QuotaPolicy(LoggingConfigurable):
                 group_usage=group_usage,
             )
 
-        return _decide
+        return decide_with_usage
 
 
 def resolve(policy: QuotaPolicy, key: str, user: str, groups: Iterable[str]) -> Limit:
-    """The effective limit of one dimension (``gpus:t4`` for a GPU type) for a user."""
-    own = _level_value(policy.users.get(user, {}), key)
-    if own is not _MISSING:
+    """The effective limit of one dimension (``gpus:t4`` for a GPU type) for a user.
+
+    Per dimension: a value in ``users[user]`` wins, whatever the groups say; otherwise
+    the most generous value among the user's groups that set it (:func:`most_generous`:
+    unlimited, then the largest number; ``0`` forbids), and the limit names the first
+    such group by name; otherwise ``defaults``; otherwise unlimited. A group that does
+    not mention the dimension has no say in it. Returns a :class:`Limit`.
+    """
+    own = level_value(policy.users.get(user, {}), key)
+    if own is not NOT_SET:
         return Limit(own, "user")
-    best: Limit | None = None
-    for group in sorted(set(groups)):
-        value = _level_value(policy.groups.get(group, {}), key)
-        if value is _MISSING:
-            continue
-        if best is None or _more_generous(value, best.value):
-            best = Limit(value, "group", group)
-    if best is not None:
-        return best
-    default = _level_value(policy.defaults, key)
-    if default is not _MISSING:
+    by_group = [(g, level_value(policy.groups.get(g, {}), key)) for g in sorted(set(groups))]
+    by_group = [(g, value) for g, value in by_group if value is not NOT_SET]
+    if by_group:
+        best = most_generous(value for _, value in by_group)
+        return Limit(best, "group", next(g for g, value in by_group if value == best))
+    default = level_value(policy.defaults, key)
+    if default is not NOT_SET:
         return Limit(default, "default")
     return Limit(UNLIMITED, "none")
 
@@ -254,7 +248,9 @@ def resolve(policy: QuotaPolicy, key: str, user: str, groups: Iterable[str]) -> 
 def effective_limits(
     policy: QuotaPolicy, user: str, groups: Iterable[str], gpu_types: Iterable[str] = ()
 ) -> dict[str, Limit]:
-    """Every dimension's limit for a user; GPU types named in the policy or in ``gpu_types``."""
+    """Every dimension's :class:`Limit` for ``user`` in ``groups``, keyed like ``usage``
+    (``cores``, ``gpus:t4`` ...): GPU types named anywhere in the user's levels or in
+    ``gpu_types``. Called by the service (decisions, ``policy/me``) and the usage pages."""
     groups = list(groups)
     types = set(gpu_types)
     for level in [policy.defaults, policy.users.get(user, {})] + [
@@ -266,7 +262,7 @@ def effective_limits(
 
 
 def demand(request: Request) -> dict[str, float]:
-    """What a request adds to each at-once dimension."""
+    """What ``request`` adds to each at-once dimension, keyed like ``usage``."""
     r = request.resources
     if request.kind == "server":
         out = {"servers": 1, "cores": r.cores, "memory": r.memory}
@@ -275,49 +271,6 @@ def demand(request: Request) -> dict[str, float]:
     if request.kind == "dask-cluster":
         return {"dask_clusters": 1}
     return {"dask_workers": 1, "dask_cores": r.cores, "dask_memory": r.memory}
-
-
-def _amount(key: str, value: float) -> str:
-    dim = key.split(":")[0]
-    if dim in MEMORY_DIMS:
-        return f"{format_memory(value)} {DIMENSIONS[dim][0]}"
-    one, many, _ = DIMENSIONS[dim]
-    gpu_type = f"{key[5:]} " if dim == "gpus" else ""
-    number = f"{value:g}" if dim not in BUDGETS else f"{value:.1f}".removesuffix(".0")
-    return f"{number} {gpu_type}{one if value == 1 else many}"
-
-
-def _number(key: str, value: float) -> str:
-    if key.split(":")[0] in MEMORY_DIMS:
-        return format_memory(value)
-    return f"{value:.1f}".removesuffix(".0") if key in BUDGETS else f"{value:g}"
-
-
-def _subject(limit: Limit, verb: str) -> str:
-    if limit.source == "group":
-        return f"Your group {limit.group} may {verb}"
-    if limit.source == "user":
-        return f"Your personal quota lets you {verb}"
-    return f"The facility's default quota lets you {verb}"
-
-
-def limit_sentence(key: str, limit: Limit, period: str = "month") -> str:
-    """``Your group /cms/gpu may run 1 t4 GPU at a time`` (no full stop)."""
-    verb = DIMENSIONS[key.split(":")[0]][2]
-    if limit.value == 0:
-        what = _amount(key, 2).split(" ", 1)[1]
-        return f"{_subject(limit, verb)} no {what}"
-    when = f"per {period}" if key in BUDGETS else "at a time"
-    return f"{_subject(limit, verb)} {_amount(key, limit.value)} {when}"
-
-
-ADVICE = "Stop something you no longer need, or ask your VO admin for a larger quota."
-# the request alone is larger than the limit: stopping things would not help
-TOO_BIG_ADVICE = "Choose a smaller profile or size, or ask your VO admin for a larger quota."
-ZERO_ADVICE = "Ask your VO admin if you need it."
-BUDGET_ADVICE = (
-    "The budget starts again with the next {period}; ask your VO admin if you need more now."
-)
 
 
 def decide(
@@ -334,37 +287,63 @@ def decide(
 
     ``usage`` holds the at-once dimensions in use now and the budgets used this
     period; ``group_totals``/``group_usage`` are the caps and usage of the
-    user's groups that have a cap. A refusal names the limit in a sentence.
+    user's groups that have a cap. The checks, in order: the user's own at-once
+    limits, the groups' at-once totals, then the budgets (the user's and the
+    groups'), which may add warnings at ``warn_at`` of a budget. Returns a
+    :class:`Decision`; a refusal names the limit in a sentence (:mod:`.refusals`).
+    Called by the decision function of :meth:`QuotaPolicy.decider`; pure.
     """
     wants = demand(request)
+    group_totals, group_usage = group_totals or {}, group_usage or {}
+    refusal = _over_own_limit(limits, usage, wants, period) or _over_group_total(
+        wants, group_totals, group_usage
+    )
+    if refusal is not None:
+        return refusal
+    return _within_budgets(limits, usage, request, period, warn_at, group_totals, group_usage)
+
+
+def _over_own_limit(limits, usage, wants, period: str) -> Decision | None:
+    """The refusal of the first at-once dimension whose own limit ``wants`` exceeds."""
     for key, amount in wants.items():
         limit = limits[key]
         used = usage.get(key, 0)
-        if limit.unlimited or used + amount <= limit.value + 1e-9:
+        if limit.unlimited or used + amount <= limit.value + SLACK:
             continue
-        reason = key.split(":")[0]
-        tail = f"you are using {_number(key, used)}" if used else "you are using none"
-        counted = reason in ("servers", "gpus", "dask_clusters", "dask_workers")
-        asked = "" if counted and amount == 1 else f" and asked for {_number(key, amount)} more"
-        advice = TOO_BIG_ADVICE if amount > limit.value + 1e-9 else ADVICE
-        message = f"{limit_sentence(key, limit, period)}; {tail}{asked}. {advice}"
-        if limit.value == 0:
-            message = f"{limit_sentence(key, limit, period)}. {ZERO_ADVICE}"
-        return Decision(False, reason, message)
-    for group, caps in (group_totals or {}).items():
-        in_group = (group_usage or {}).get(group, {})
+        message = refusals.over_own_limit(key, limit, used, amount, period)
+        return Decision(False, dimension_of(key), message)
+    return None
+
+
+def _over_group_total(wants, group_totals, group_usage) -> Decision | None:
+    """The refusal of the first group total (at once) that ``wants`` exceeds."""
+    for group, caps in group_totals.items():
+        in_group = group_usage.get(group, {})
         for key, amount in wants.items():
-            cap = _level_value(caps, key)
-            if cap is _MISSING or cap is None:
+            cap = level_value(caps, key)
+            if cap is NOT_SET or cap is None:
                 continue
             used = in_group.get(key, 0)
-            if used + amount > cap + 1e-9:
-                message = (
-                    f"Group {group} may {DIMENSIONS[key.split(':')[0]][2]} "
-                    f"{_amount(key, cap)} at a time across all its members; its members "
-                    f"are using {_number(key, used)}. Try again when some are stopped."
-                )
-                return Decision(False, key.split(":")[0], message)
+            if used + amount > cap + SLACK:
+                message = refusals.over_group_total(group, key, cap, used)
+                return Decision(False, dimension_of(key), message)
+    return None
+
+
+def _budget_checks(key: str, limits, usage, group_totals, group_usage) -> Iterator[tuple]:
+    """(limit, used, group) of budget ``key``: the user's own (group ""), then each total."""
+    yield limits[key], usage.get(key, 0), ""
+    for group, caps in group_totals.items():
+        cap = caps.get(key, NOT_SET)
+        if cap is not NOT_SET and cap is not None:
+            used_by_group = group_usage.get(group, {}).get(key, 0)
+            yield Limit(cap, "total", group), used_by_group, group
+
+
+def _within_budgets(
+    limits, usage, request: Request, period: str, warn_at: float, group_totals, group_usage
+) -> Decision:
+    """Refuse when a budget the request consumes is used up; else grant, with warnings."""
     consumes = {
         "core_hours": request.resources.cores > 0,
         "gpu_hours": request.resources.gpu_count > 0,
@@ -373,35 +352,13 @@ def decide(
     for key in BUDGETS:
         if not consumes[key]:
             continue
-        checks = [(limits[key], usage.get(key, 0), "")]
-        for group, caps in (group_totals or {}).items():
-            cap = caps.get(key, _MISSING)
-            if cap is not _MISSING and cap is not None:
-                used_by_group = (group_usage or {}).get(group, {}).get(key, 0)
-                checks.append((Limit(cap, "total", group), used_by_group, group))
-        for limit, used, group in checks:
+        for limit, used, group in _budget_checks(key, limits, usage, group_totals, group_usage):
             if limit.unlimited:
                 continue
             if used >= limit.value:
-                if group:
-                    message = (
-                        f"Group {group} has used its budget of {_amount(key, limit.value)} "
-                        f"this {period} ({_number(key, used)} used). "
-                        + BUDGET_ADVICE.format(period=period)
-                    )
-                else:
-                    message = (
-                        f"{limit_sentence(key, limit, period)}; you have used "
-                        f"{_number(key, used)} this {period}. "
-                        + BUDGET_ADVICE.format(period=period)
-                    )
-                return Decision(False, key, message)
+                return Decision(False, key, refusals.budget_spent(key, limit, used, period, group))
             if warn_at < 1 and used >= warn_at * limit.value:
-                owner = f"Group {group} has" if group else "You have"
-                warnings.append(
-                    f"{owner} used {_number(key, used)} of {_amount(key, limit.value)} "
-                    f"this {period} ({used / limit.value:.0%})."
-                )
+                warnings.append(refusals.budget_warning(key, limit, used, period, group))
     return Decision(True, warnings=tuple(warnings))
 
 
@@ -426,8 +383,8 @@ def remaining(
         left = None if limit.unlimited else max(0.0, limit.value - used)
         capped_by = ""
         for group, caps in sorted((group_totals or {}).items()):
-            cap = _level_value(caps, key)
-            if cap is _MISSING or cap is None:
+            cap = level_value(caps, key)
+            if cap is NOT_SET or cap is None:
                 continue
             group_left = max(0.0, cap - float((group_usage or {}).get(group, {}).get(key, 0) or 0))
             if left is None or group_left < left:

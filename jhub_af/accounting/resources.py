@@ -41,9 +41,11 @@ class Resources:
 
     @property
     def gpu_count(self) -> int:
+        """GPUs of every type."""
         return sum(self.gpus.values())
 
     def as_json(self) -> dict:
+        """The resources as the REST API answers them."""
         return {"cores": self.cores, "memory": self.memory, "gpus": dict(self.gpus)}
 
 
@@ -57,7 +59,7 @@ class Request:
     server: str = ""
 
 
-def _number(value, what: str, ceiling: float, shown: str = "") -> float:
+def _checked_number(value, what: str, ceiling: float, shown: str = "") -> float:
     # bool is an int in Python; "true cores" is never meant
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadRequest(f"{what} must be a number, not {type(value).__name__}.")
@@ -79,7 +81,7 @@ def memory_bytes(value, what: str = "memory") -> int:
         if not match:
             raise BadRequest(f"{what} must be bytes or text like 8G, not {value[:20]!r}.")
         value = float(match.group(1)) * MEMORY_UNITS[match.group(2)]
-    return int(_number(value, what, MAX_MEMORY, format_memory(MAX_MEMORY)))
+    return int(_checked_number(value, what, MAX_MEMORY, format_memory(MAX_MEMORY)))
 
 
 def format_memory(n: float) -> str:
@@ -93,12 +95,14 @@ def format_memory(n: float) -> str:
 
 
 def parse_resources(value) -> Resources:
+    """``{"cores", "memory", "gpus"}`` from a request body, checked: :class:`Resources`,
+    or :class:`BadRequest` naming the field at fault. Called by :func:`parse_request`."""
     if not isinstance(value, Mapping):
         raise BadRequest("resources must be an object with cores, memory and gpus.")
     unknown = set(value) - RESOURCE_FIELDS
     if unknown:
         raise BadRequest(f"resources has unknown field {sorted(unknown)[0][:40]!r}.")
-    cores = _number(value.get("cores", 0), "resources.cores", MAX_CORES)
+    cores = _checked_number(value.get("cores", 0), "resources.cores", MAX_CORES)
     memory = memory_bytes(value.get("memory", 0), "resources.memory")
     gpus_in = value.get("gpus", {})
     if not isinstance(gpus_in, Mapping):
@@ -107,7 +111,7 @@ def parse_resources(value) -> Resources:
     for gpu_type, count in gpus_in.items():
         if not isinstance(gpu_type, str) or not NAME.match(gpu_type):
             raise BadRequest("resources.gpus has a GPU type that is not a plain name.")
-        n = _number(count, f"resources.gpus.{gpu_type}", MAX_GPUS)
+        n = _checked_number(count, f"resources.gpus.{gpu_type}", MAX_GPUS)
         if n != int(n):
             raise BadRequest(f"resources.gpus.{gpu_type} must be a whole number.")
         if n:

@@ -1,11 +1,5 @@
-"""The af-accounting service: the one place that decides quotas and records usage.
-
-Run by the hub as the JupyterHub service ``af-accounting`` (``python -m
-jhub_af.accounting --config FILE``); it reads ``$JUPYTERHUB_SERVICE_URL``,
-``$JUPYTERHUB_SERVICE_PREFIX`` and ``$JUPYTERHUB_API_TOKEN`` as every managed
-service does. At start it upgrades the ledger's schema, then reconciles the
-ledger with the servers the hub runs, and again every ``reconcile_interval``.
-"""
+"""The af-accounting service: :class:`AccountingService` (the JupyterHub service that
+decides quotas and records usage, run by the hub) and its ``/metrics`` handler."""
 
 from __future__ import annotations
 
@@ -31,10 +25,13 @@ from .ledger import Ledger, LedgerUnavailable, Running
 from .metrics import Metrics
 from .policy import QuotaPolicy, effective_limits, remaining
 from .resources import Request, parse_request
-from .usage import period_bounds
+from .usage import Totals, period_bounds
 
 
 class MetricsHandler(handlers.BaseHandler):
+    """``GET metrics``: Prometheus text, for admins and the read scope (unless
+    ``metrics_require_auth`` is off); 503 when the ledger cannot be read."""
+
     async def get(self):
         if self.service.metrics_require_auth and not await self.sees_all():
             raise web.HTTPError(403, "Metrics are for admins and tokens with the read scope.")
@@ -47,7 +44,15 @@ class MetricsHandler(handlers.BaseHandler):
 
 
 class AccountingService(Application):
-    """Quota decisions, the usage ledger, usage pages and metrics, behind the hub."""
+    """Quota decisions, the usage ledger, usage pages and metrics, behind the hub.
+
+    Run by the hub as the service ``af-accounting`` (``python -m jhub_af.accounting
+    --config FILE``, written by :func:`jhub_af.accounting.accounting_hub_config`);
+    it reads ``$JUPYTERHUB_SERVICE_URL``, ``$JUPYTERHUB_SERVICE_PREFIX`` and
+    ``$JUPYTERHUB_API_TOKEN`` as every managed service does. At start it upgrades
+    the ledger's schema, then reconciles the ledger with the servers the hub runs,
+    and again every ``reconcile_interval``.
+    """
 
     name = "af-accounting"
     description = __doc__
@@ -189,6 +194,8 @@ class AccountingService(Application):
     # --- set-up ---------------------------------------------------------
 
     def initialize(self, argv=None):
+        """Read the command line and the config file (the command line wins), and build
+        the policy, the ledger, its thread pool, the metrics and the hub API client."""
         self.parse_command_line(argv)
         if self.config_file:
             self.load_config_file(self.config_file)
@@ -206,6 +213,8 @@ class AccountingService(Application):
         self.reconciled = False
 
     def make_app(self) -> web.Application:
+        """The tornado application: the REST API, ``metrics``, the OAuth callback and
+        the usage pages, under the service's prefix."""
         prefix = self.service_prefix
         api = url_path_join(prefix, "api/v1")
         routes = [
@@ -243,6 +252,8 @@ class AccountingService(Application):
         level("%d %s %s %.1fms", status, handler.request.method, handler.request.path, ms)
 
     def in_thread(self, fn, *args, **kwargs):
+        """Run ``fn(*args, **kwargs)`` (a ledger call, which blocks) in the thread pool;
+        returns an awaitable of its result."""
         return asyncio.get_running_loop().run_in_executor(
             self.executor, partial(fn, *args, **kwargs)
         )
@@ -256,7 +267,10 @@ class AccountingService(Application):
         return model
 
     async def reserve(self, request: Request, client: str):
-        """Decide ``request`` under the user's current groups (asked of the hub) and record it."""
+        """Decide ``request`` of service ``client`` under the user's current groups
+        (asked of the hub) and record it: returns ``(Decision, row or None)``. Raises
+        ``LookupError`` for a user the hub does not know, :class:`HubUnavailable` and
+        :class:`LedgerUnavailable`. Called by ``POST reservations``."""
         model = await self._hub_user(request.user)
         groups = sorted(model.get("groups") or [])
         policy = self.policy
@@ -274,14 +288,17 @@ class AccountingService(Application):
             ttl=self.pending_ttl,
         )
 
-    def _window(self, since, until):
+    def _period_window(self, since, until):
         now = time.time()
         start, end = period_bounds(self.policy.period, now)
         return now, (since if since is not None else start), (until if until is not None else end)
 
     async def user_report(self, name: str, since=None, until=None) -> dict:
+        """``usage/users/{name}``: the user's groups, hours in [since, until) (default:
+        this period), what runs now and the limits. Raises ``LookupError``,
+        :class:`HubUnavailable`, :class:`LedgerUnavailable`."""
         model = await self._hub_user(name)
-        now, since, until = self._window(since, until)
+        now, since, until = self._period_window(since, until)
         groups = sorted(model.get("groups") or [])
         totals = await self.in_thread(self.ledger.totals_by, "user", since, until, now, name)
         running = await self.in_thread(self.ledger.open_reservations, name, now)
@@ -290,20 +307,22 @@ class AccountingService(Application):
             "user": name,
             "groups": groups,
             "period": {"name": self.policy.period, "start": since, "end": until},
-            "usage": totals.get(name, _zero()).as_json(),
+            "usage": totals.get(name, Totals()).as_json(),
             "running": [r.as_json() for r in running],
             "limits": policy["limits"],
         }
 
     async def group_report(self, group: str, since=None, until=None) -> dict:
-        now, since, until = self._window(since, until)
+        """``usage/groups/{group}``: the group's hours, what its members run now, its
+        totals and how many users have usage. Raises :class:`LedgerUnavailable`."""
+        now, since, until = self._period_window(since, until)
         totals = await self.in_thread(self.ledger.totals_by, "group", since, until, now, group)
         in_use = await self.in_thread(self.ledger.in_use_by, "group", now)
         members = await self.in_thread(self.ledger.totals_by, "user", since, until, now)
         return {
             "group": group,
             "period": {"name": self.policy.period, "start": since, "end": until},
-            "usage": totals.get(group, _zero()).as_json(),
+            "usage": totals.get(group, Totals()).as_json(),
             "in_use": in_use.get(group, {}),
             "total_limits": self.policy.group_totals.get(group, {}),
             "members_with_usage": len(members),
@@ -356,6 +375,9 @@ class AccountingService(Application):
         )
 
     async def reconcile(self) -> dict | None:
+        """Match the ledger with the servers the hub runs (:meth:`.ledger.Ledger.reconcile`);
+        returns its report, or None when the hub or the database cannot be reached
+        (postponed to the next round). Called at start and every ``reconcile_interval``."""
         try:
             running = await self.hub.running_servers()
             report = await self.in_thread(
@@ -370,6 +392,7 @@ class AccountingService(Application):
         return report
 
     async def expire(self) -> None:
+        """Close reservations not confirmed or renewed in time (every 30 s)."""
         try:
             n = await self.in_thread(self.ledger.expire)
         except LedgerUnavailable as e:
@@ -385,6 +408,7 @@ class AccountingService(Application):
                 await asyncio.sleep(2)
 
     def start(self):
+        """Upgrade the ledger's schema, then serve until SIGTERM (unless ``upgrade_only``)."""
         self.ledger.upgrade()
         if self.upgrade_only:
             self.log.info("The ledger's schema is at the newest revision.")
@@ -392,6 +416,8 @@ class AccountingService(Application):
         asyncio.run(self.serve())
 
     async def serve(self):
+        """Listen on ``bind_url``, run expiry and reconcile periodically, stop on SIGTERM
+        or SIGINT."""
         url = urlparse(self.bind_url)
         app = self.make_app()
         server = app.listen(url.port, address=url.hostname)
@@ -413,13 +439,8 @@ class AccountingService(Application):
         self.ledger.dispose()
 
 
-def _zero():
-    from .usage import Totals
-
-    return Totals()
-
-
 def main(argv=None):
+    """``python -m jhub_af.accounting``: the service's entry point."""
     app = AccountingService.instance()
     app.initialize(argv)
     app.start()

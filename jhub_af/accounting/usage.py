@@ -1,10 +1,6 @@
-"""Periods and the integration of usage intervals into core-, GPU- and memory-hours.
-
-An interval counts from ``started`` to ``ended``; one still open counts up to
-now, or, if its heartbeat has lapsed, up to the last time it was seen. Intervals
-are cut at the period's boundaries. The SQL expressions here do the same sums in
-the database, so that a page for 10,000 users reads aggregates, not rows.
-"""
+"""Periods, and the integration of usage intervals into core-, GPU- and memory-hours, in
+Python (:func:`integrate`) and as SQL sums (:func:`totals_columns`), so that a page for
+10,000 users reads aggregates, not rows."""
 
 from __future__ import annotations
 
@@ -42,11 +38,14 @@ def period_bounds(period: str, now: float) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class Totals:
+    """Core-, GPU- and memory-GiB-hours of a user or group over a period."""
+
     core_hours: float = 0.0
     gpu_hours: float = 0.0
     memory_gib_hours: float = 0.0
 
     def as_json(self) -> dict:
+        """The totals rounded for JSON."""
         return {
             "core_hours": round(self.core_hours, 6),
             "gpu_hours": round(self.gpu_hours, 6),
@@ -89,6 +88,9 @@ def overlaps(since: float, until: float):
 
 
 def totals_columns(since: float, until: float, now: float, postgres: bool = False):
+    """SQL sums of core-, GPU- and memory-GiB-hours in [since, until): an interval counts
+    from ``started`` to ``ended``; one still open up to ``now`` or, if its heartbeat
+    lapsed, up to when it was last seen. Called by the ledger's usage queries."""
     seconds = overlap_seconds(since, until, now, postgres)
     return (
         func.coalesce(func.sum(Reservation.cores * seconds), 0.0) / HOUR,

@@ -12,7 +12,6 @@ from batchspawner import CondorSpawner
 from traitlets import default
 
 from .batch import BatchGuards
-from .batch_settings import condor_settings  # noqa: F401 (spawner.py's import, until it moves)
 
 
 class GuardedCondorSpawner(BatchGuards, CondorSpawner):

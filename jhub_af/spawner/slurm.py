@@ -16,7 +16,6 @@ from batchspawner import SlurmSpawner
 from traitlets import Unicode, default
 
 from .batch import BatchGuards
-from .batch_settings import slurm_settings  # noqa: F401 (spawner.py's import, until it moves)
 
 JOB_SCRIPT = SlurmSpawner.batch_script.default_value.replace(
     "#SBATCH --export",

@@ -1,17 +1,5 @@
-"""ProfileSpawner: the form, validation on every start, and dispatch to a backend spawner.
-
-The ProfileSpawner is what the hub sees. At each start it validates
-``user_options`` against the catalogue *filtered by the user's groups now*,
-builds a fresh backend spawner (local, kubernetes, slurm, condor) from config
-plus the profile's settings, and hands the life cycle to it. The backend's
-state is kept inside the ProfileSpawner's state, so after a hub restart the
-running server is still known and can be polled and stopped.
-
-Quotas: when af-accounting is configured (``c.AccountingClient.url``), every start
-asks it for a reservation sized from the validated selection before the backend
-is built, confirms it once the backend started, renews it from ``poll`` and
-releases it on stop or when ``poll`` finds the server gone, through
-:mod:`jhub_af.accounting.spawn`. The reservation id is kept in the state.
+"""ProfileSpawner: the form, validation on every start, dispatch to a backend spawner,
+and the server's af-accounting reservation (:class:`jhub_af.accounting.SpawnReservation`).
 """
 
 from __future__ import annotations
@@ -31,13 +19,12 @@ from jhub_af.accounting import (
     resources_for_selection,
 )
 
+from .batch_settings import condor_settings, slurm_settings
 from .catalogue import CatalogueError, Profile, parse_catalogue, visible_profiles
-from .condor import condor_settings
 from .form import render_form
 from .kube import KubeProfiles, kube_settings
 from .local import local_settings
 from .options import ProfileRefused, Selection, options_from_form, select
-from .slurm import slurm_settings
 
 try:  # JupyterHub 6
     from jupyterhub.spawner import SpawnException
@@ -112,7 +99,16 @@ def _render_options_form(spawner: ProfileSpawner) -> str:
 
 
 class ProfileSpawner(Spawner):
-    """Start a server from a profile of the catalogue, on the profile's backend."""
+    """Start a server from a profile of the catalogue, on the profile's backend.
+
+    What the hub sees. At each start it validates ``user_options`` against the
+    catalogue *filtered by the user's groups now*, reserves the resources with
+    af-accounting, builds a fresh backend spawner (local, kubernetes, slurm,
+    condor) from config plus the profile's settings, and hands the life cycle to
+    it. The backend's state and the reservation id are kept inside the
+    ProfileSpawner's state, so after a hub restart the running server is still
+    known, polled, renewed and stopped.
+    """
 
     profiles = List(
         Dict(),
@@ -227,6 +223,7 @@ class ProfileSpawner(Spawner):
 
     @property
     def catalogue(self) -> tuple[Profile, ...]:
+        """The checked profiles of ``profiles`` (checked again at every read)."""
         return parse_catalogue(self.profiles)
 
     @default("options_form")
@@ -246,6 +243,8 @@ class ProfileSpawner(Spawner):
         return [g.name for g in self.user.groups]
 
     def render_options_form(self) -> str:
+        """The spawn page's form: the profiles this user may start now, the last choice
+        selected. JupyterHub calls it through ``options_form``."""
         profiles = visible_profiles(self.catalogue, self._user_groups(), self.user.admin)
         last = self.orm_spawner.user_options if self.orm_spawner else None
         return render_form(profiles, last or self._last_options, self.unavailable_backends)
@@ -263,6 +262,7 @@ class ProfileSpawner(Spawner):
         return condor_settings(selection)
 
     def _make_backend(self, backend: str, settings: dict, options: dict) -> Spawner:
+        # the hub's runtime attributes (user, api_token, ...) are passed on as they are
         cls = self.backend_classes.get(backend)
         if cls is None:
             raise CatalogueError(f"no class for backend {backend!r} in backend_classes")
@@ -303,6 +303,13 @@ class ProfileSpawner(Spawner):
             raise self._refuse(str(e), "profile") from None
 
     async def start(self):
+        """Validate, reserve, build the backend and start it; returns its URL.
+
+        Raises the SpawnException of :meth:`_refuse` when the selection is refused
+        (400), the profile's backend is unavailable here (400), the quota refuses (403)
+        or its service is unreachable (503) or refuses (500); a failed backend start
+        releases the reservation and raises what the backend raised. The hub calls it.
+        """
         # every start is built from config alone: nothing from an earlier attempt
         self.backend_spawner = self.selection = None
         self._saved = {}
@@ -340,6 +347,7 @@ class ProfileSpawner(Spawner):
     # accounting
 
     def _accounting_on(self) -> bool:
+        # "auto" with no URL: off, and the hub says so once
         if self.accounting == "auto":
             if self.accounting_reservation.configured:
                 return True
@@ -349,7 +357,9 @@ class ProfileSpawner(Spawner):
 
     async def _reserve(self, selection: Selection) -> None:
         """Ask af-accounting for this start's reservation, sized from the validated
-        selection; a refusal becomes the SpawnException the hub shows the user."""
+        selection, unless accounting is off; a refusal becomes the SpawnException the
+        hub shows the user (quota 403, quota-service-unavailable 503,
+        quota-service-refused 500)."""
         self.accounting_reservation.clear()
         if not self._accounting_on():
             return
@@ -367,6 +377,10 @@ class ProfileSpawner(Spawner):
             raise self._refuse(message, "quota-service-refused", status_code=500) from None
 
     async def poll(self):
+        """The backend's poll: None while the server runs (then the reservation is
+        renewed, at most every heartbeat interval), an exit status once it is gone
+        (then the reservation is released: the hub does not call stop() then). The hub
+        calls it."""
         status = 0 if self.backend_spawner is None else await self.backend_spawner.poll()
         if status is None:
             await self.accounting_reservation.heartbeat()
@@ -376,6 +390,7 @@ class ProfileSpawner(Spawner):
         return status
 
     async def stop(self, now=False):
+        """Stop the backend, then release the reservation (once). The hub calls it."""
         try:
             if self.backend_spawner is not None:
                 await self.backend_spawner.stop(now=now)
@@ -385,6 +400,8 @@ class ProfileSpawner(Spawner):
             await self.accounting_reservation.release("stopped")
 
     async def progress(self):
+        """Progress events for the spawn-pending page: waiting for a GPU node and pulling
+        the image (kubernetes), then the backend's own. The hub calls it."""
         while self.backend_spawner is None:
             if not self._spawn_pending:
                 return
@@ -402,6 +419,8 @@ class ProfileSpawner(Spawner):
     # state: the backend's own, plus what it takes to rebuild the backend
 
     def get_state(self):
+        """The hub's state of this server: the backend's own state, its backend and
+        options (to rebuild it after a restart), the last options and the reservation id."""
         state = super().get_state()
         if self.backend_spawner is not None:
             state[STATE_KEY] = {
@@ -416,6 +435,8 @@ class ProfileSpawner(Spawner):
         return self.accounting_reservation.save(state)
 
     def load_state(self, state):
+        """Take back what :meth:`get_state` saved and rebuild the backend of a running
+        server; a backend that cannot be rebuilt is logged, not raised. The hub calls it."""
         super().load_state(state)
         self._last_options = dict(state.get(LAST_KEY) or {})
         self.accounting_reservation.load(state)
@@ -448,6 +469,8 @@ class ProfileSpawner(Spawner):
         self.backend_spawner.load_state(saved.get("backend_state") or {})
 
     def clear_state(self):
+        """Forget the backend, its state and the reservation id (the hub calls it once
+        the server stopped)."""
         super().clear_state()
         if self.backend_spawner is not None:
             self.backend_spawner.clear_state()

@@ -99,7 +99,7 @@ clean:
 # hub, ssh, the Helm values' hub config). The panel is already built by .venv's install.
 VENV_JH5 := .venv-jh5
 JH5_SPEC ?= jupyterhub>=5.3,<6
-JH5_TESTS ?= tests/test_deploy_hub.py tests/test_iam_login.py tests/test_iam_outages.py \
+JH5_TESTS ?= tests/test_deploy_hub.py tests/test_auth_iam_login.py tests/test_auth_iam_outages.py \
 	tests/test_spawner_hub.py tests/test_accounting_client.py tests/test_gateway_quota.py \
 	tests/test_ssh_protection.py
 $(VENV_JH5)/.installed: $(VENV)/.installed pyproject.toml

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gateway_hub import gateway_hub_text, user_token, wait_for_gateway
+from harness.gateway_hub import gateway_hub_text, user_token, wait_for_gateway
 from harness import free_port, login, start_hub
 
 SPEC = {

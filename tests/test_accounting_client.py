@@ -13,8 +13,8 @@ from urllib.parse import urlparse
 
 import pytest
 import requests
-from accounting_hub import READER_TOKEN, auth, facility
 from harness import free_port
+from harness.accounting_hub import READER_TOKEN, auth, facility
 from traitlets.config import Config, LoggingConfigurable
 
 from jhub_af.accounting import (

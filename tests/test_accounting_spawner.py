@@ -15,8 +15,8 @@ import time
 import psutil
 import pytest
 import requests
-from accounting_hub import auth, user_token, wait_for_service
 from harness import free_port, local_spawner_config, login, start_hub, stop_server
+from harness.accounting_hub import auth, user_token, wait_for_service
 from traitlets.config import Config
 
 from jhub_af.accounting import ACCOUNTING_OFF, SpawnReservation

@@ -1,7 +1,7 @@
 """OIDCProvider's caches: discovery checks, and JWKS refetch on key rotation, rate-limited.
 
 The provider's HTTP is a function passed in; here it serves documents from a
-dict and counts requests (the real IdP is exercised in test_iam_login.py).
+dict and counts requests (the real IdP is exercised in test_auth_iam_login.py).
 """
 
 import pytest

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from deploy_chart import ROOT
+from harness.deploy_chart import ROOT
 from sphinx.errors import ExtensionError
 from traitlets import Integer, Unicode
 from traitlets.config import Configurable

@@ -1,6 +1,6 @@
 """The configuration in helm-values/ really loads, with the real classes.
 
-- The hub: the Config z2jh would build from the values (tests/deploy_chart.py) is
+- The hub: the Config z2jh would build from the values (tests/harness/deploy_chart.py) is
   given to a real JupyterHub, which initializes (database, custom scopes, roles,
   services, authenticator, spawner class); the spawner it makes for a user has the
   site's catalogue.
@@ -21,7 +21,14 @@ import pytest
 from batchspawner.api import BatchSpawnerAPIHandler
 from dask_gateway_server.backends.kubernetes.backend import KubeClusterConfig
 from dask_gateway_server.models import User as GatewayUser
-from deploy_chart import SITES, gateway_config, generated_token, get, hub_config, merged_values
+from harness.deploy_chart import (
+    SITES,
+    gateway_config,
+    generated_token,
+    get,
+    hub_config,
+    merged_values,
+)
 from jupyterhub import apihandlers, orm
 from jupyterhub.app import JupyterHub
 from jupyterhub.crypto import CryptKeeper

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from deploy_chart import CHARTS, ROOT, get, load_yaml, merged_values
 from dockerfile_parse import DockerfileParser
+from harness.deploy_chart import CHARTS, ROOT, get, load_yaml, merged_values
 
 HADOLINT = Path(sys.executable).parent / "hadolint"
 DOCKERFILES = sorted((ROOT / "docker").glob("*/Dockerfile"))

@@ -15,7 +15,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_chart import CHARTS, SITES, VALUES, get, helm_merge, load_yaml, merged_values
+from harness.deploy_chart import CHARTS, SITES, VALUES, get, helm_merge, load_yaml, merged_values
 
 K8S_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
 CASES = [(chart, site) for chart in ("jupyterhub", "dask-gateway") for site in [None, *SITES]]
@@ -125,7 +125,7 @@ def test_manifests_beside_the_charts_are_valid_kubernetes(manifest, version):
 
 @pytest.mark.parametrize("site", [None, *SITES], ids=lambda x: x or "base")
 def test_gateway_runs_the_quota_backend_with_af_accounting_from_its_env(site, monkeypatch):
-    from deploy_chart import gateway_config
+    from harness.deploy_chart import gateway_config
 
     from jhub_af.accounting.client import AccountingClient
     from jhub_af.gateway.kube import QuotaKubeBackend

@@ -5,23 +5,10 @@ from __future__ import annotations
 
 import pytest
 from harness import login, run_python, spawn_server, user_api_token
-from traitlets.config import Config
-
-from jhub_af.demo import DemoSettings, configure
 
 
-def test_the_demo_runs_the_gateway_as_a_hub_service_with_narrow_roles(tmp_path):
-    settings = DemoSettings(
-        ip="127.0.0.1",
-        port=8000,
-        data_dir=str(tmp_path),
-        hub_port=8081,
-        proxy_api_port=8001,
-        proxy_command=["configurable-http-proxy"],
-        ssh_port=2222,
-    )
-    c = Config()
-    configure(c, settings)
+def test_the_demo_runs_the_gateway_as_a_hub_service_with_narrow_roles(demo_config, tmp_path):
+    c = demo_config
     (service,) = [s for s in c.JupyterHub.services if s["name"] == "dask-gateway"]
     assert service["command"][-2:] == [
         "-f",

@@ -34,9 +34,15 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from accounting_hub import GATEWAY_TOKEN, accounting_config, api, user_token, wait_for_service
 from aiohttp import test_utils, web
 from harness import free_port, login
+from harness.accounting_hub import (
+    GATEWAY_TOKEN,
+    accounting_config,
+    api,
+    user_token,
+    wait_for_service,
+)
 
 pytestmark = [
     pytest.mark.integration,

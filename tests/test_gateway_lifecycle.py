@@ -12,7 +12,8 @@ import time
 import psutil
 import pytest
 import requests
-from gateway_hub import (
+from harness import ManagedProcess, run_python, spawn_server, stop_server, user_api_token
+from harness.gateway_hub import (
     gateway,
     gateway_facility,
     holds_nothing,
@@ -20,7 +21,6 @@ from gateway_hub import (
     rest,
     wait_until,
 )
-from harness import ManagedProcess, run_python, spawn_server, stop_server, user_api_token
 
 pytestmark = pytest.mark.integration
 __all__ = ["gateway_facility"]  # the module's hub, a fixture

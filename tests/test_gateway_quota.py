@@ -7,7 +7,7 @@ import json
 import warnings
 
 import pytest
-from gateway_hub import (
+from harness.gateway_hub import (
     all_reservations,
     gateway,
     gateway_facility,

@@ -13,7 +13,8 @@ import warnings
 from pathlib import Path
 
 import pytest
-from gateway_hub import (
+from harness import ensure_unix_user, remove_unix_user
+from harness.gateway_hub import (
     all_reservations,
     close_clusters,
     gateway,
@@ -23,7 +24,6 @@ from gateway_hub import (
     start_gateway_facility,
     wait_until,
 )
-from harness import ensure_unix_user, remove_unix_user
 from harness.slurm import SHARED_PARTITION, dask_job_venv
 
 pytestmark = [

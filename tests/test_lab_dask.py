@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from gateway_hub import gateway, gateway_hub_text, user_token, wait_for_gateway, wait_until
 from harness import ManagedProcess, free_port, login, spawn_server, user_api_token, wait_for_http
+from harness.gateway_hub import gateway, gateway_hub_text, user_token, wait_for_gateway, wait_until
 
 from jhub_af.lab.api import error_body
 from jhub_af.lab.dask.gateway import CREDENTIALS, GATEWAY_DOWN

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from traitlets.config import Config
 
-from jhub_af.demo import DemoSettings, configure
 from jhub_af.lab import usage_hub_config
 from jhub_af.lab.usage import ENV_URL, PanelUsage
 
@@ -34,18 +33,8 @@ def test_usage_hub_config_sets_the_url_and_the_narrow_scope():
     ]
 
 
-def test_the_demo_gives_every_server_the_usage_url_and_scope(tmp_path):
-    settings = DemoSettings(
-        ip="127.0.0.1",
-        port=8000,
-        data_dir=str(tmp_path),
-        hub_port=8081,
-        proxy_api_port=8001,
-        proxy_command=["configurable-http-proxy"],
-        ssh_port=2222,
-    )
-    c = Config()
-    configure(c, settings)
+def test_the_demo_gives_every_server_the_usage_url_and_scope(demo_config):
+    c = demo_config
     assert c.Spawner.environment[ENV_URL] == c.AccountingClient.url
     (server,) = [r for r in c.JupyterHub.load_roles if r["name"] == "server"]
     scopes = set(server["scopes"])

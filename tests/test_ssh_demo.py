@@ -8,9 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from traitlets.config import Config
-
-from jhub_af.demo import DemoSettings, configure
 
 JHUB_AF = str(Path(sys.executable).parent / "jhub-af")
 
@@ -60,18 +57,8 @@ def test_a_bad_ssh_port_is_refused_by_the_command_line(bad, tmp_path):
     assert not (tmp_path / "d").exists()
 
 
-def test_the_demo_runs_af_ssh_as_a_managed_service_without_scopes(tmp_path):
-    settings = DemoSettings(
-        ip="127.0.0.1",
-        port=8000,
-        data_dir=str(tmp_path),
-        hub_port=8081,
-        proxy_api_port=8001,
-        proxy_command=["configurable-http-proxy"],
-        ssh_port=2222,
-    )
-    c = Config()
-    configure(c, settings)
+def test_the_demo_runs_af_ssh_as_a_managed_service_without_scopes(demo_config, tmp_path):
+    c = demo_config
     (service,) = [s for s in c.JupyterHub.services if s["name"] == "af-ssh"]
     assert service["command"][:3] == [sys.executable, "-m", "jhub_af.ssh"]
     assert "--ip=127.0.0.1" in service["command"]

@@ -24,6 +24,28 @@ def artifacts_dir() -> Path:
     return path
 
 
+@pytest.fixture
+def demo_config(tmp_path):
+    """The hub config the demo builds (``jhub_af.demo.configure``), on fixed ports, with
+    its data in the test's own directory; nothing is started."""
+    from traitlets.config import Config
+
+    from jhub_af.demo import DemoSettings, configure
+
+    settings = DemoSettings(
+        ip="127.0.0.1",
+        port=8000,
+        data_dir=str(tmp_path),
+        hub_port=8081,
+        proxy_api_port=8001,
+        proxy_command=["configurable-http-proxy"],
+        ssh_port=2222,
+    )
+    c = Config()
+    configure(c, settings)
+    return c
+
+
 @pytest.fixture(scope="session")
 def demo_facility(tmp_path_factory) -> RunningHub:
     """The demo facility, started with the README's `make demo` on a free port."""

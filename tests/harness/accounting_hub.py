@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from harness import free_port, local_spawner_config, login
+
+from .hub import local_spawner_config, login
+from .net import free_port
 
 USERS = {
     "alice": {"groups": ["/atlas", "/atlas/users"]},

@@ -28,9 +28,9 @@ from pathlib import Path
 import yaml
 from traitlets.config import Config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VALUES = ROOT / "helm-values"
-CHARTS = Path(__file__).resolve().parent / "data" / "chart-schemas"
+CHARTS = ROOT / "tests" / "data" / "chart-schemas"
 SITES = sorted(p.name for p in (VALUES / "sites").iterdir() if p.is_dir())
 RELEASE = "af"
 

@@ -52,6 +52,18 @@ async def test_gateway_needs_no_arguments_in_a_notebook(gateway_facility):
     )
 
 
+def started_at(process: psutil.Process) -> float:
+    """When ``process`` started, on the clock af-accounting's timestamps use.
+
+    psutil counts from the kernel's boot time in whole seconds (``btime`` in
+    /proc/stat), so its ``create_time()`` is early by the boot time's fraction of a
+    second (0.61 s on one test machine, more than the tolerance below); /proc/uptime
+    gives that fraction back."""
+    with open("/proc/uptime") as f:
+        booted = time.time() - float(f.read().split()[0])
+    return process.create_time() + (booted - psutil.boot_time())
+
+
 def dask_processes(cluster_name: str, role: str) -> list[psutil.Process]:
     found = []
     for p in psutil.process_iter(["cmdline"]):
@@ -228,7 +240,7 @@ def test_core_hours_count_each_worker_from_when_it_ran(gateway_facility):
             lambda: [r[1] for r in open_reservations(gateway_facility, "bob")] == ["active"] * 2,
             what="both workers' reservations active",
         )
-        launched = [p.create_time() for p in dask_processes(cluster.name, "worker")]
+        launched = [started_at(p) for p in dask_processes(cluster.name, "worker")]
         assert len(launched) == 2
         time.sleep(3)
     finally:

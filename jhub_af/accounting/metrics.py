@@ -16,12 +16,36 @@ from .usage import GIB, HOUR, period_bounds
 DECISION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
+# (key, metric name after "jhub_af_<by>_", help before ", per <by>"); {period}: the period
+PERIOD_FAMILIES = (
+    ("core", "period_core_seconds", "Core-seconds used this {period} (UTC)"),
+    ("gpu", "period_gpu_seconds", "GPU-seconds used this {period} (UTC)"),
+    ("mem", "period_memory_byte_seconds", "Memory byte-seconds used this {period} (UTC)"),
+)
+IN_USE_FAMILIES = (
+    ("cores", "cores_in_use", "Cores reserved now"),
+    ("memory", "memory_bytes_in_use", "Memory reserved now in bytes"),
+    ("gpus", "gpus_in_use", "GPUs reserved now"),
+)
+
+
 class LedgerCollector:
     """Usage by user and by group, this period and right now."""
 
     def __init__(self, ledger, period: str):
         self.ledger = ledger
         self.period = period
+
+    def _families(self, by: str) -> dict[str, GaugeMetricFamily]:
+        """The empty gauge families of one ``by`` ("user" or "group"), by key."""
+        return {
+            key: GaugeMetricFamily(
+                f"jhub_af_{by}_{name}",
+                f"{text.format(period=self.period)}, per {by}",
+                labels=[by],
+            )
+            for key, name, text in PERIOD_FAMILIES + IN_USE_FAMILIES
+        }
 
     def collect(self):
         """Yield the usage families: hours this period and what runs now, per user and
@@ -31,42 +55,14 @@ class LedgerCollector:
         for by in ("user", "group"):
             totals = self.ledger.totals_by(by, since, until, now=now)
             in_use = self.ledger.in_use_by(by, now=now)
-            families = {
-                "core": GaugeMetricFamily(
-                    f"jhub_af_{by}_period_core_seconds",
-                    f"Core-seconds used this {self.period} (UTC), per {by}",
-                    labels=[by],
-                ),
-                "gpu": GaugeMetricFamily(
-                    f"jhub_af_{by}_period_gpu_seconds",
-                    f"GPU-seconds used this {self.period} (UTC), per {by}",
-                    labels=[by],
-                ),
-                "mem": GaugeMetricFamily(
-                    f"jhub_af_{by}_period_memory_byte_seconds",
-                    f"Memory byte-seconds used this {self.period} (UTC), per {by}",
-                    labels=[by],
-                ),
-                "cores": GaugeMetricFamily(
-                    f"jhub_af_{by}_cores_in_use", f"Cores reserved now, per {by}", labels=[by]
-                ),
-                "memory": GaugeMetricFamily(
-                    f"jhub_af_{by}_memory_bytes_in_use",
-                    f"Memory reserved now in bytes, per {by}",
-                    labels=[by],
-                ),
-                "gpus": GaugeMetricFamily(
-                    f"jhub_af_{by}_gpus_in_use", f"GPUs reserved now, per {by}", labels=[by]
-                ),
-            }
+            families = self._families(by)
             for name, t in totals.items():
                 families["core"].add_metric([name], t.core_hours * HOUR)
                 families["gpu"].add_metric([name], t.gpu_hours * HOUR)
                 families["mem"].add_metric([name], t.memory_gib_hours * HOUR * GIB)
             for name, u in in_use.items():
-                families["cores"].add_metric([name], u["cores"])
-                families["memory"].add_metric([name], u["memory"])
-                families["gpus"].add_metric([name], u["gpus"])
+                for key in ("cores", "memory", "gpus"):
+                    families[key].add_metric([name], u[key])
             yield from families.values()
 
 

@@ -14,8 +14,8 @@ import pytest
 import requests
 from harness import login, spawn_server, stop_server
 
+from jhub_af.accounting import QuotaPolicy, effective_limits
 from jhub_af.accounting.ledger import Ledger
-from jhub_af.accounting.policy import QuotaPolicy, effective_limits
 from jhub_af.accounting.resources import parse_request
 from jhub_af.cli import main
 from jhub_af.demo import DEMO_POLICY

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from jhub_af.accounting import migrate
+from jhub_af.accounting import QuotaPolicy, migrate
 from jhub_af.accounting.ledger import (
     Conflict,
     Ledger,
@@ -22,7 +22,6 @@ from jhub_af.accounting.ledger import (
     NotYours,
     Running,
 )
-from jhub_af.accounting.policy import QuotaPolicy
 from jhub_af.accounting.resources import parse_request
 from jhub_af.accounting.usage import integrate, period_bounds
 

@@ -8,15 +8,9 @@ import math
 import pytest
 from traitlets import TraitError
 
-from jhub_af.accounting.policy import (
-    ADVICE,
-    TOO_BIG_ADVICE,
-    QuotaPolicy,
-    decide,
-    effective_limits,
-    remaining,
-)
-from jhub_af.accounting.resources import BadRequest, parse_request
+from jhub_af.accounting import BadRequest, QuotaPolicy, decide, effective_limits
+from jhub_af.accounting.policy import ADVICE, TOO_BIG_ADVICE, remaining
+from jhub_af.accounting.resources import parse_request
 
 POLICY = {
     "defaults": {"servers": 1, "cores": 2, "memory": "4G", "gpus": {"*": 0}, "core_hours": 100},

@@ -2,13 +2,9 @@
 
 import pytest
 
+from jhub_af.auth import groups_from_claims, normalize_group
 from jhub_af.auth.claims import DEFAULT_ENTITLEMENT_PATTERNS as PATTERNS
-from jhub_af.auth.claims import (
-    MAX_GROUPS,
-    group_from_entitlement,
-    groups_from_claims,
-    normalize_group,
-)
+from jhub_af.auth.claims import MAX_GROUPS, group_from_entitlement
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
-from jhub_af.auth.id_token import IDTokenInvalid, UnknownSigningKey, verify_id_token
+from jhub_af.auth import IDTokenInvalid, verify_id_token
+from jhub_af.auth.id_token import UnknownSigningKey
 
 ISS = "https://iam.example.org/"
 AUD = "jhub-af"

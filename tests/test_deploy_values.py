@@ -127,7 +127,7 @@ def test_manifests_beside_the_charts_are_valid_kubernetes(manifest, version):
 def test_gateway_runs_the_quota_backend_with_af_accounting_from_its_env(site, monkeypatch):
     from harness.deploy_chart import gateway_config
 
-    from jhub_af.accounting.client import AccountingClient
+    from jhub_af.accounting import AccountingClient
     from jhub_af.gateway.kube import QuotaKubeBackend
 
     values = merged_values("dask-gateway", site)

@@ -6,8 +6,7 @@ import pytest
 from traitlets import TraitError
 
 from jhub_af.demo import DEMO_PROFILES, SLURM_EXAMPLE
-from jhub_af.spawner import CatalogueError, ProfileSpawner, parse_catalogue
-from jhub_af.spawner.catalogue import visible_profiles
+from jhub_af.spawner import CatalogueError, ProfileSpawner, parse_catalogue, visible_profiles
 
 
 def test_demo_and_example_catalogues_parse():

@@ -26,8 +26,9 @@ from jhub_af.lab.sftp_guard import (
     SYMLINK,
     SFTPGuard,
 )
+from jhub_af.ssh import BadLoginName, LoginName, parse_login
 from jhub_af.ssh.limits import FailureLimiter
-from jhub_af.ssh.names import BadLoginName, LoginName, parse_login, shown
+from jhub_af.ssh.names import shown
 
 
 @pytest.mark.parametrize(

@@ -21,14 +21,6 @@ def run_cli(*args, env=None, cwd=None):
     )
 
 
-@pytest.fixture
-def taken_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield sock.getsockname()[1]
-
-
 def test_port_in_use_names_the_port_and_how_to_pick_another(taken_port, tmp_path):
     data_dir = tmp_path / "state"
     r = run_cli("demo", "--port", str(taken_port), "--data-dir", str(data_dir))

@@ -48,34 +48,15 @@ from jhub_af.spawner.kube import KubeProfiles, kube_settings
 from jhub_af.spawner.slurm import GuardedSlurmSpawner
 from jhub_af.spawner.spawner import apply_settings
 
+# KubeSpawner loads a kube config at construction; none is contacted
+pytestmark = pytest.mark.usefixtures("dummy_kubeconfig")
+
 SITE_IDS = [None, *SITES]
 K8S_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
 
 
 def _site_id(site):
     return site or "base"
-
-
-@pytest.fixture(autouse=True)
-def dummy_kubeconfig(tmp_path, monkeypatch):
-    """KubeSpawner loads a kube config at construction; it is never contacted."""
-    path = tmp_path / "kubeconfig"
-    path.write_text(
-        """
-apiVersion: v1
-kind: Config
-clusters: [{name: none, cluster: {server: "https://127.0.0.1:1"}}]
-users: [{name: none, user: {token: none}}]
-contexts: [{name: none, context: {cluster: none, user: none}}]
-current-context: none
-"""
-    )
-    from kubernetes_asyncio.config import kube_config
-    from kubespawner.clients import load_config
-
-    monkeypatch.setenv("KUBECONFIG", str(path))
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
-    load_config.cache_clear()
 
 
 async def _initialized_hub(site, tmp_path) -> JupyterHub:

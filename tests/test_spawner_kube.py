@@ -16,29 +16,8 @@ from jhub_af.spawner.spawner import apply_settings
 
 KUBE_PROFILES = [p for p in parse_catalogue(DEMO_PROFILES) if p.backend == "kubernetes"]
 VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
-
-
-@pytest.fixture(autouse=True)
-def dummy_kubeconfig(tmp_path, monkeypatch):
-    """KubeSpawner loads a kube config at construction; it is never contacted.
-    (kubernetes_asyncio reads $KUBECONFIG once, at import: point its default there.)"""
-    path = tmp_path / "kubeconfig"
-    path.write_text(
-        """
-apiVersion: v1
-kind: Config
-clusters: [{name: none, cluster: {server: "https://127.0.0.1:1"}}]
-users: [{name: none, user: {token: none}}]
-contexts: [{name: none, context: {cluster: none, user: none}}]
-current-context: none
-"""
-    )
-    from kubernetes_asyncio.config import kube_config
-    from kubespawner.clients import load_config
-
-    monkeypatch.setenv("KUBECONFIG", str(path))
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
-    load_config.cache_clear()
+# KubeSpawner loads a kube config at construction; none is contacted
+pytestmark = pytest.mark.usefixtures("dummy_kubeconfig")
 
 
 def _facility_config(cvmfs_source: str) -> Config:

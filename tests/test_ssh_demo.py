@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from harness import free_port
 
 JHUB_AF = str(Path(sys.executable).parent / "jhub-af")
-
-
-@pytest.fixture
-def taken_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield sock.getsockname()[1]
-
-
-def _free() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_demo(*args):
@@ -32,7 +18,9 @@ def run_demo(*args):
 
 def test_a_taken_ssh_port_is_refused_with_the_option_to_change(taken_port, tmp_path):
     data_dir = tmp_path / "state"
-    r = run_demo("--port", str(_free()), "--ssh-port", str(taken_port), "--data-dir", str(data_dir))
+    r = run_demo(
+        "--port", str(free_port()), "--ssh-port", str(taken_port), "--data-dir", str(data_dir)
+    )
     assert r.returncode == 2
     assert f"Port {taken_port} on 127.0.0.1 is already in use by another program." in r.stderr
     assert "make demo DEMO_ARGS='--ssh-port " in r.stderr
@@ -42,7 +30,7 @@ def test_a_taken_ssh_port_is_refused_with_the_option_to_change(taken_port, tmp_p
 
 
 def test_the_ssh_port_may_not_be_the_web_port(tmp_path):
-    port = _free()
+    port = free_port()
     r = run_demo("--port", str(port), "--ssh-port", str(port), "--data-dir", str(tmp_path / "d"))
     assert r.returncode == 2
     assert f"--ssh-port {port} is the same as --port; pick another one." in r.stderr

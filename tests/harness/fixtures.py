@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,6 +22,40 @@ def artifacts_dir() -> Path:
     """Where tests keep what a person should be able to look at afterwards (screenshots)."""
     path = Path(os.environ.get("JHUB_AF_TEST_ARTIFACTS", REPO / "test-artifacts"))
     path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def taken_port():
+    """A loopback port that a socket of this test listens on (for refusals of a port in use)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture
+def dummy_kubeconfig(tmp_path, monkeypatch):
+    """A kube config that names no reachable cluster, for tests that build KubeSpawner
+    (it loads a kube config at construction); nothing contacts it. kubernetes_asyncio
+    reads $KUBECONFIG once, at import: its default location is pointed there too."""
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        """
+apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: none, user: {token: none}}]
+contexts: [{name: none, context: {cluster: none, user: none}}]
+current-context: none
+"""
+    )
+    from kubernetes_asyncio.config import kube_config
+    from kubespawner.clients import load_config
+
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+    load_config.cache_clear()
     return path
 
 

@@ -9,10 +9,12 @@ the hub config read names from it:
 
 When jupyter-server loads the extension (:func:`_load_jupyter_server_extension`), it
 adds the panel's handlers under ``{base_url}jhub-af/``: the Dask tab (:mod:`.dask`),
-the Data tab (:mod:`.rucio`) and the Usage tab (:mod:`.usage`); under JupyterHub also
-the binary-safe channel af-ssh runs commands and SFTP through (:mod:`.ssh_channel`,
-:mod:`.terminal_exit`) and the bearer-token keeper. It is enabled automatically when
-jhub_af is installed.
+the Data tab (:mod:`.rucio`) and the Usage tab (:mod:`.usage`), all built on
+:mod:`.api` (the panel's one handler base ``PanelHandler``, the ``@panel_api``
+decorator and ``PanelError``, so that every error is ``{"error", "message"}``); under
+JupyterHub also the binary-safe channel af-ssh runs commands and SFTP through
+(:mod:`.ssh_channel`, :mod:`.terminal_exit`) and the bearer-token keeper. It is
+enabled automatically when jhub_af is installed.
 """
 
 from __future__ import annotations

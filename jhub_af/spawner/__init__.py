@@ -9,9 +9,10 @@ A hub with batch profiles calls :func:`install_job_callback` in its config;
 """
 
 from .callback import install_job_callback
-from .catalogue import CatalogueError, Profile, parse_catalogue, visible_profiles
+from .catalogue import parse_catalogue, visible_profiles
 from .check import check_config, load_hub_config
 from .options import ProfileRefused, Selection, select
+from .profile import CatalogueError, Profile
 from .spawner import ProfileSpawner
 
 __all__ = [

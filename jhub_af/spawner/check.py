@@ -15,8 +15,9 @@ from traitlets.config import Config, PyFileConfigLoader
 
 from jhub_af.accounting import BadRequest, memory_bytes
 
-from .catalogue import CatalogueError, Profile, parse_profile
+from .catalogue import parse_profile
 from .kube import KubeProfiles
+from .profile import CatalogueError, Profile
 
 
 @dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from .catalogue import Profile
+from .profile import Profile
 
 WHERE = {
     "local": "on the hub's machine",

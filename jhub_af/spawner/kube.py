@@ -13,8 +13,8 @@ from kubespawner.slugs import safe_slug
 from traitlets import Dict, List, Unicode
 from traitlets.config import Configurable
 
-from .catalogue import CatalogueError
 from .options import Selection
+from .profile import CatalogueError
 
 PROFILE_LABEL = "hub.jupyter.org/af-profile"
 GPU_RESOURCE = "nvidia.com/gpu"

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from jhub_af.hub import BadSpawnBody, unwrap_spawn_body
 
-from .catalogue import SLUG, Profile
+from .field_checks import SLUG
+from .profile import Profile
 
 MAX_OPTIONS = 16
 OPTION_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")

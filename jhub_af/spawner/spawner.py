@@ -20,11 +20,12 @@ from jhub_af.accounting import (
 )
 
 from .batch_settings import condor_settings, slurm_settings
-from .catalogue import CatalogueError, Profile, parse_catalogue, visible_profiles
+from .catalogue import parse_catalogue, visible_profiles
 from .form import render_form
 from .kube import KubeProfiles, kube_settings
 from .local import local_settings
 from .options import ProfileRefused, Selection, options_from_form, select
+from .profile import CatalogueError, Profile
 
 try:  # JupyterHub 6
     from jupyterhub.spawner import SpawnException

@@ -12,11 +12,19 @@ import signal
 import sqlite3
 import time
 
-import psutil
 import pytest
 import requests
-from harness import free_port, local_spawner_config, login, start_hub, stop_server
-from harness.accounting_hub import auth, user_token, wait_for_service
+from harness import (
+    free_port,
+    local_spawner_config,
+    login,
+    notebooks_of,
+    start_hub,
+    stop_server,
+    user_token,
+    wait_until,
+)
+from harness.accounting_hub import auth, wait_for_service
 from traitlets.config import Config
 
 from jhub_af.accounting import ACCOUNTING_OFF, SpawnReservation
@@ -99,7 +107,7 @@ def facility(tmp_path_factory):
     yield state
     state["hub"].stop()
     for user in USERS:
-        for p in notebooks_of(user):
+        for p in notebooks_of(user, HUB_PORT):
             p.kill()
 
 
@@ -119,21 +127,6 @@ def restart(state, extra: str = "") -> None:
     old.stop()
     state["hub"] = start_hub(state["workdir"], config(state["workdir"], extra), port=state["port"])
     _connect(state)
-
-
-def notebooks_of(user: str) -> list[psutil.Process]:
-    found = []
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if any("jupyterhub-singleuser" in part for part in p.info["cmdline"] or []):
-                env = p.environ()
-                if env.get("JUPYTERHUB_USER") == user and env.get(
-                    "JUPYTERHUB_API_URL", ""
-                ).startswith(f"http://127.0.0.1:{HUB_PORT}/"):
-                    found.append(p)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return found
 
 
 def rows(state, user: str) -> list[dict]:
@@ -182,16 +175,6 @@ def log(state) -> str:
     return state["hub"].process.log.read_text(errors="replace")
 
 
-def wait_for(check, timeout: float = 30, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise TimeoutError(what or repr(check))
-
-
 def test_accounting_off_without_a_url_is_said_once(monkeypatch):
     # as in a fresh hub process: nothing said yet (once per process is once per hub)
     monkeypatch.setattr(SpawnReservation, "accounting_off_said", False)
@@ -235,7 +218,7 @@ def test_start_reserves_the_profile_size_confirms_heartbeats_and_stop_releases_o
     assert [r["id"] for r in running] == [row["id"]]
     # heartbeats from the spawner's poll (every second here) reach the service
     beat = f"POST /services/af-accounting/api/v1/reservations/{row['id']}/heartbeat"
-    wait_for(lambda: f"200 {beat}" in log(facility), what="a heartbeat")
+    wait_until(lambda: f"200 {beat}" in log(facility), what="a heartbeat")
 
     stop_server(facility["sessions"]["alice"], facility["hub"].url, "alice")
     [row] = rows(facility, "alice")
@@ -250,7 +233,7 @@ def test_start_reserves_the_profile_size_confirms_heartbeats_and_stop_releases_o
 def test_the_servers_own_token_reads_policy_and_usage(facility):
     assert start(facility, "bob", {"profile": "gpu"}).status_code in (201, 202)
     wait_ready(facility, "bob")
-    [notebook] = notebooks_of("bob")
+    [notebook] = notebooks_of("bob", HUB_PORT)
     token = notebook.environ()["JUPYTERHUB_API_TOKEN"]
     policy = api(facility, "policy/me", token)
     assert policy.status_code == 200, policy.text
@@ -288,7 +271,7 @@ def test_quota_refusal_is_a_403_naming_the_limit_on_the_api_and_the_spawn_page(f
     assert 'id="profile-default"' in page.text  # the form again, to pick another profile
     model = s.get(f"{url}/hub/api/users/alice", timeout=10).json()
     assert model["servers"] == {} and model["pending"] is None
-    assert notebooks_of("alice") == []
+    assert notebooks_of("alice", HUB_PORT) == []
     assert rows(facility, "alice") == before  # nothing reserved, nothing recorded
 
     # bob's GPU server runs (previous test): a second GPU server is refused by the GPU limit
@@ -305,14 +288,14 @@ def test_poll_finding_the_server_gone_releases_it_once(facility):
     assert start(facility, "alice", {"profile": "default"}).status_code in (201, 202)
     wait_ready(facility, "alice")
     [row] = open_rows(facility, "alice")
-    [notebook] = notebooks_of("alice")
+    [notebook] = notebooks_of("alice", HUB_PORT)
     notebook.kill()
     s, url = facility["sessions"]["alice"], facility["hub"].url
-    wait_for(
+    wait_until(
         lambda: not s.get(f"{url}/hub/api/users/alice", timeout=10).json()["servers"],
         what="the hub noticing the server is gone",
     )
-    wait_for(lambda: not open_rows(facility, "alice"), what="the release")
+    wait_until(lambda: not open_rows(facility, "alice"), what="the release")
     [closed] = [r for r in rows(facility, "alice") if r["id"] == row["id"]]
     assert closed["state"] == "released"
     text = log(facility)
@@ -332,14 +315,14 @@ def test_a_reservation_closed_by_the_service_is_forgotten_and_the_server_recorde
         timeout=30,
     )
     assert closed.status_code == 200
-    wait_for(
+    wait_until(
         lambda: f"Reservation {row['id']} of alice is no longer open" in log(facility),
         what="the spawner's heartbeat finding it closed",
     )
-    adopted = wait_for(lambda: open_rows(facility, "alice"), what="the reconcile")
+    adopted = wait_until(lambda: open_rows(facility, "alice"), what="the reconcile")
     assert [(r["client"], r["state"]) for r in adopted] == [("af-accounting", "active")]
     stop_server(facility["sessions"]["alice"], facility["hub"].url, "alice")
-    wait_for(lambda: not open_rows(facility, "alice"), what="the reconcile closing it")
+    wait_until(lambda: not open_rows(facility, "alice"), what="the reconcile closing it")
     text = log(facility)
     assert f"Releasing reservation {row['id']}" not in text  # forgotten: nothing replayed
     assert "Could not release" not in text
@@ -349,7 +332,7 @@ def test_a_hub_restart_keeps_the_reservation(facility):
     assert start(facility, "alice", {"profile": "default"}).status_code in (201, 202)
     server = wait_ready(facility, "alice")
     [row] = open_rows(facility, "alice")
-    [notebook] = notebooks_of("alice")
+    [notebook] = notebooks_of("alice", HUB_PORT)
 
     restart(facility)
     assert wait_ready(facility, "alice")["url"] == server["url"]
@@ -382,7 +365,7 @@ def test_unreachable_service_fails_closed_by_default_and_open_when_configured(fa
         timeout=60,
     )
     assert page.url == f"{url}/hub/spawn-pending/alice"
-    wait_for(
+    wait_until(
         lambda: s.get(f"{url}/hub/api/users/alice", timeout=10).json()["pending"] is None,
         what="the refused start to end",
     )
@@ -393,7 +376,7 @@ def test_unreachable_service_fails_closed_by_default_and_open_when_configured(fa
     assert 'href="/hub/spawn/alice"' in page.text  # Relaunch, once the service is back
     model = s.get(f"{url}/hub/api/users/alice", timeout=10).json()
     assert model["servers"] == {} and model["pending"] is None
-    assert notebooks_of("alice") == []
+    assert notebooks_of("alice", HUB_PORT) == []
 
     restart(facility, unreachable + "c.AccountingClient.fail_open = True\n")
     assert start(facility, "alice", {"profile": "default"}).status_code in (201, 202)
@@ -405,12 +388,12 @@ def test_unreachable_service_fails_closed_by_default_and_open_when_configured(fa
 
     # the service reachable again: its reconcile records the server that ran without one
     restart(facility)
-    adopted = wait_for(lambda: open_rows(facility, "alice"), what="the adoption")
+    adopted = wait_until(lambda: open_rows(facility, "alice"), what="the adoption")
     assert [(r["client"], r["cores"], r["state"]) for r in adopted] == [
         ("af-accounting", 1.0, "active")
     ]
     stop_server(facility["sessions"]["alice"], facility["hub"].url, "alice")
-    wait_for(lambda: not open_rows(facility, "alice"), what="the reconcile closing it")
+    wait_until(lambda: not open_rows(facility, "alice"), what="the reconcile closing it")
     text = log(facility)
     assert "Could not release" not in text
     # no token in the hub's (and the service's) log

@@ -35,12 +35,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import test_utils, web
-from harness import free_port, login
+from harness import free_port, login, user_token
 from harness.accounting_hub import (
     GATEWAY_TOKEN,
     accounting_config,
     api,
-    user_token,
     wait_for_service,
 )
 
@@ -199,7 +198,7 @@ def basic_auth(user: str) -> dict:
 
 
 def make_client(url: str, **kw):
-    from jhub_af.accounting.client import AccountingClient
+    from jhub_af.accounting import AccountingClient
 
     class CountingClient(AccountingClient):
         """The real client; counts releases, to show each happens once."""
@@ -323,7 +322,7 @@ async def gateway_for():
 
 async def denial(accounting, user: str, kind: str = "dask-worker") -> str:
     """The sentence af-accounting gives ``user`` for one more ``kind`` right now."""
-    from jhub_af.accounting.client import QuotaDenied
+    from jhub_af.accounting import QuotaDenied
 
     client = make_client(accounting["api"])
     try:

@@ -8,13 +8,9 @@ Python config, as an admin would write one.
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-
 import pytest
 import requests
-from harness import ManagedProcess, free_port, wait_for_http
+from harness import start_jupyter_server
 
 from jhub_af.lab.api import NOT_AUTHORIZED, error_body, error_code
 from jhub_af.lab.dask.gateway import NOT_CONFIGURED as DASK_NOT_CONFIGURED
@@ -67,38 +63,9 @@ def test_the_error_body_holds_the_code_and_the_sentence():
 @pytest.fixture(scope="module")
 def lab_url(tmp_path_factory):
     work = tmp_path_factory.mktemp("panel-api")
-    (work / "config").mkdir()
-    (work / "config" / "jupyter_server_config.py").write_text(AUTHORIZER_CONFIG)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("JUPYTERHUB_", "DASK_", "BEARER_TOKEN", "JHUB_AF_"))
-    }
-    env.update(
-        JUPYTER_CONFIG_PATH=str(work / "config"),
-        JUPYTER_RUNTIME_DIR=str(work / "runtime"),
-        JUPYTER_DATA_DIR=str(work / "data"),
-        DASK_CONFIG=str(work / "dask"),
-    )
-    port = free_port()
-    server = ManagedProcess(
-        [
-            str(Path(sys.executable).parent / "jupyter-server"),
-            "--no-browser",
-            "--allow-root",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            f"--ServerApp.root_dir={work}",
-        ],
-        log=work / "jupyter-server.log",
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/api", timeout=60, alive=server.alive, describe=server.log_tail)
-        yield url
-    finally:
-        server.stop()
+    server = start_jupyter_server(work, {"jupyter_server_config.py": AUTHORIZER_CONFIG})
+    yield server.url
+    server.stop()
 
 
 @pytest.mark.integration

@@ -9,7 +9,6 @@ user's IAM-style token file (oidc), and one whose server does not answer. No moc
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,8 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from harness import ManagedProcess, free_port, wait_for_http
-from harness.hub import REPO
+from harness import ManagedProcess, free_port, start_jupyter_server
 
 from jhub_af.lab.api import error_body
 
@@ -129,33 +127,13 @@ def relay(rucio_server):
 
 def start_lab(work: Path, config: dict) -> Lab:
     """A real ``jupyter server`` (jhub_af.lab enabled as installed) with this config."""
-    home, config_dir = work / "home", work / "config"
+    home = work / "home"
     home.mkdir(parents=True)
-    config_dir.mkdir()
     config["IdentityProvider"] = {"token": TOKEN}
-    (config_dir / "jupyter_server_config.json").write_text(json.dumps(config))
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "BEARER_TOKEN"))}
-    env.update(
-        JUPYTER_CONFIG_PATH=str(config_dir),
-        JUPYTER_RUNTIME_DIR=str(work / "runtime"),
-        JUPYTER_DATA_DIR=str(work / "data"),
+    server = start_jupyter_server(
+        work, {"jupyter_server_config.json": json.dumps(config)}, root_dir=home
     )
-    process = ManagedProcess(
-        [
-            str(REPO / ".venv" / "bin" / "jupyter-server"),
-            "--no-browser",
-            "--allow-root",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            f"--ServerApp.root_dir={home}",
-        ],
-        log=work / "jupyter-server.log",
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{url}/api", timeout=60, alive=process.alive, describe=process.log_tail)
-    return Lab(url, home, work / "bearer_token", process)
+    return Lab(server.url, home, work / "bearer_token", server.process)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import psutil
 import pytest
-from harness import free_port, local_spawner_config, login, start_hub, stop_server
+from harness import free_port, local_spawner_config, login, notebooks_of, start_hub, stop_server
 
 from jhub_af.hub import spawn_body
 
@@ -90,23 +90,6 @@ def facility(tmp_path_factory):
 HUB_PORT = free_port()
 
 
-def notebooks_of(user: str) -> list[psutil.Process]:
-    """Every jupyterhub-singleuser process of ``user`` that belongs to this module's hub
-    (other tests may run notebooks for a user of the same name at the same time)."""
-    found = []
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if any("jupyterhub-singleuser" in part for part in p.info["cmdline"] or []):
-                env = p.environ()
-                if env.get("JUPYTERHUB_USER") == user and env.get(
-                    "JUPYTERHUB_API_URL", ""
-                ).startswith(f"http://127.0.0.1:{HUB_PORT}/"):
-                    found.append(p)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return found
-
-
 def wait_ready(s, url, user, timeout=120) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -133,11 +116,11 @@ def test_no_profile_given_starts_the_users_default_profile(facility):
     assert r.status_code in (201, 202), r.text
     server = wait_ready(s, url, "bob")
     assert server["user_options"] == {"profile": "default"}
-    [proc] = notebooks_of("bob")
+    [proc] = notebooks_of("bob", HUB_PORT)
     assert proc.environ()["CPU_LIMIT"] == "1.0"
     assert proc.environ()["MEM_LIMIT"] == str(2**30)
     stop_server(s, url, "bob")
-    assert notebooks_of("bob") == []
+    assert notebooks_of("bob", HUB_PORT) == []
 
 
 def test_the_form_shows_only_the_users_profiles_as_cards_with_every_text_escaped(facility):
@@ -203,7 +186,7 @@ def test_forged_api_options_are_refused_and_leave_nothing_behind(facility, optio
     assert r.json()["message"] == message
     model = s.get(f"{url}/hub/api/users/alice", timeout=10).json()
     assert model["servers"] == {} and model["pending"] is None
-    assert notebooks_of("alice") == []
+    assert notebooks_of("alice", HUB_PORT) == []
     # the refused options were not kept as alice's "last choice"
     after = s.get(f"{url}/hub/api/users/alice/server", timeout=10)
     if before.status_code == 200:
@@ -219,7 +202,7 @@ def test_unavailable_backend_is_refused_with_its_explanation(facility):
     assert r.json()["message"] == (
         "The profile 'GPU' cannot start here: No cluster is attached here. Pick another profile."
     )
-    assert notebooks_of("bob") == []
+    assert notebooks_of("bob", HUB_PORT) == []
 
 
 def test_both_spawn_bodies_give_the_same_server(facility):
@@ -258,7 +241,7 @@ def test_group_lost_between_form_and_spawn_is_refused_on_the_form(facility):
         )
         assert 'id="profile-large"' not in r.text  # the form shown again is today's
         assert s.get(f"{url}/hub/api/users/alice", timeout=10).json()["servers"] == {}
-        assert notebooks_of("alice") == []
+        assert notebooks_of("alice", HUB_PORT) == []
     finally:
         _set_membership(url, "/atlas/users", "alice", member=True)
 
@@ -276,11 +259,11 @@ def test_every_start_is_rebuilt_from_config(facility):
     url = facility["hub"].url
     s = login(url, "alice", "demo")
     start(s, url, "alice", {"profile": "large"})
-    [proc] = notebooks_of("alice")
+    [proc] = notebooks_of("alice", HUB_PORT)
     assert proc.environ()["CPU_LIMIT"] == "4.0"
     stop_server(s, url, "alice")
     start(s, url, "alice", {"profile": "default"})
-    [proc] = notebooks_of("alice")
+    [proc] = notebooks_of("alice", HUB_PORT)
     assert proc.environ()["CPU_LIMIT"] == "1.0"
     assert proc.environ()["MEM_LIMIT"] == str(2**30)
     stop_server(s, url, "alice")
@@ -289,7 +272,8 @@ def test_every_start_is_rebuilt_from_config(facility):
 def _restart(facility, profiles) -> None:
     """Stop the hub alone (its notebooks keep running) and start it on the same ports."""
     old = facility["hub"]
-    facility.setdefault("orphans", []).extend(notebooks_of("alice") + notebooks_of("bob"))
+    orphans = notebooks_of("alice", HUB_PORT) + notebooks_of("bob", HUB_PORT)
+    facility.setdefault("orphans", []).extend(orphans)
     old.process.proc.send_signal(signal.SIGTERM)
     old.process.proc.wait(60)
     old.stop()
@@ -302,7 +286,7 @@ def test_servers_outlive_a_hub_restart_even_when_their_profile_was_removed(facil
     alice, bob = login(url, "alice", "demo"), login(url, "bob", "demo")
     alice_server = start(alice, url, "alice", {"profile": "large"})
     bob_server = start(bob, url, "bob", {})
-    [alice_proc], [bob_proc] = notebooks_of("alice"), notebooks_of("bob")
+    [alice_proc], [bob_proc] = notebooks_of("alice", HUB_PORT), notebooks_of("bob", HUB_PORT)
 
     # the admin drops "large" from the catalogue and restarts the hub
     _restart(facility, [p for p in PROFILES if p["slug"] != "large"])
@@ -325,7 +309,7 @@ def test_servers_outlive_a_hub_restart_even_when_their_profile_was_removed(facil
         "There is no profile 'large' (your admins may have removed it). "
         "Profiles you can use: default."
     )
-    assert notebooks_of("alice") == []
+    assert notebooks_of("alice", HUB_PORT) == []
     form = alice.get(f"{url}/hub/spawn", timeout=10).text
     assert "The profile you used last time is no longer offered to you" in form
     assert 'id="profile-large"' not in form

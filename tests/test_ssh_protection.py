@@ -14,7 +14,7 @@ import asyncssh
 import pytest
 import requests
 from harness import free_port, local_spawner_config, login, spawn_server
-from harness.ssh import hub_token, openssh, start_af_ssh
+from harness.ssh import hub_token, openssh, ssh_connect, start_af_ssh
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
@@ -65,20 +65,6 @@ def af_ssh(hub, tmp_path_factory):
     process.stop()
 
 
-async def connect(port: int, user: str, password: str | None, source="127.0.0.1", **kw):
-    return await asyncssh.connect(
-        "127.0.0.1",
-        port,
-        username=user,
-        password=password,
-        known_hosts=None,
-        client_keys=None,
-        agent_path=None,
-        local_addr=(source, 0),
-        **kw,
-    )
-
-
 def _hub_token_checks(hub) -> int:
     return hub.process.log.read_text(errors="replace").count("GET /hub/api/user (")
 
@@ -99,16 +85,13 @@ class Guesser(asyncssh.SSHClient):
 async def _guess(port: int, user: str, source: str, tries: int) -> int:
     client = Guesser(tries)
     with pytest.raises(asyncssh.PermissionDenied):
-        await asyncssh.connect(
-            "127.0.0.1",
+        await ssh_connect(
             port,
-            username=user,
-            known_hosts=None,
-            client_keys=None,
-            agent_path=None,
+            user,
+            None,
+            source,
             password_auth=True,
             kbdint_auth=False,
-            local_addr=(source, 0),
             client_factory=lambda: client,
         )
     return tries - client.tries
@@ -130,36 +113,36 @@ async def test_a_thousand_failed_logins_are_rate_limited_and_others_still_served
     assert "SSH: source 127.0.0.2 locked out after repeated failures" in log
     assert "too many failures from this source" in log
     # others keep being served
-    async with await connect(af_ssh.port, "dave", tokens["dave"]) as conn:
+    async with await ssh_connect(af_ssh.port, "dave", tokens["dave"]) as conn:
         result = await conn.run("echo served", check=True)
         assert result.stdout == "served\n"
     # the locked-out source is refused even with a right token ...
     with pytest.raises(asyncssh.PermissionDenied):
-        await connect(af_ssh.port, "dave", tokens["dave"], source="127.0.0.2")
+        await ssh_connect(af_ssh.port, "dave", tokens["dave"], source="127.0.0.2")
     # ... and so is the attacked name, from anywhere, even with its right token
     with pytest.raises(asyncssh.PermissionDenied):
-        await connect(af_ssh.port, "bob", tokens["bob"], source="127.0.0.3")
+        await ssh_connect(af_ssh.port, "bob", tokens["bob"], source="127.0.0.3")
     log = af_ssh.log.read_text()
     assert "SSH login refused: 'bob' from 127.0.0.3: too many failures for this user" in log
     assert af_ssh.alive()
 
 
 async def test_an_admin_token_opens_another_server_only_with_the_opt_in(hub, tokens, af_ssh):
-    async with await connect(af_ssh.port, "dave", tokens["root"]) as conn:
+    async with await ssh_connect(af_ssh.port, "dave", tokens["root"]) as conn:
         result = await conn.run("echo $HOME", check=True)
     assert result.stdout.strip() == str(hub.homes / "dave")
     log = af_ssh.log.read_text()
     assert "SSH login: 'dave' from 127.0.0.1 (token of 'root')" in log
     # another user's token is still refused, opt-in or not
     with pytest.raises(asyncssh.PermissionDenied):
-        await connect(af_ssh.port, "dave", tokens["bob"], source="127.0.0.5")
+        await ssh_connect(af_ssh.port, "dave", tokens["bob"], source="127.0.0.5")
 
 
 async def test_idle_connections_are_closed(hub, tokens, tmp_path):
     port = free_port()
     process = start_af_ssh(tmp_path, hub.url, port, "--idle-timeout=2")
     try:
-        conn = await connect(port, "dave", tokens["dave"])
+        conn = await ssh_connect(port, "dave", tokens["dave"])
         await conn.run("true", check=True)
         # nothing more is sent: af-ssh ends the connection
         await asyncio.wait_for(conn.wait_closed(), 60)
@@ -174,7 +157,7 @@ async def test_the_host_key_is_generated_once_and_kept(hub, tokens, tmp_path):
     for _ in range(2):
         process = start_af_ssh(tmp_path, hub.url, port)
         try:
-            async with await connect(port, "dave", tokens["dave"]) as conn:
+            async with await ssh_connect(port, "dave", tokens["dave"]) as conn:
                 fingerprints.append(conn.get_server_host_key().get_fingerprint())
         finally:
             process.stop()

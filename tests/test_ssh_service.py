@@ -21,7 +21,7 @@ import asyncssh
 import pytest
 import requests
 from harness import free_port, login, start_demo, stop_server
-from harness.ssh import OPENSSH_OPTIONS, hub_token, openssh, rsync, wait_for_port
+from harness.ssh import OPENSSH_OPTIONS, hub_token, openssh, rsync, ssh_connect, wait_for_port
 
 pytestmark = pytest.mark.integration
 
@@ -84,20 +84,6 @@ def alice_running(facility, alice_token):
     if not (facility.server("alice") or {}).get("ready"):
         assert facility.ssh(alice_token, "alice", "true").returncode == 0
     return facility.home("alice")
-
-
-async def connect(facility, user: str, password: str, source: str = "127.0.0.1", **kw):
-    return await asyncssh.connect(
-        "127.0.0.1",
-        facility.ssh_port,
-        username=user,
-        password=password,
-        known_hosts=None,
-        client_keys=None,
-        agent_path=None,
-        local_addr=(source, 0),
-        **kw,
-    )
 
 
 # -- what a physicist does
@@ -248,7 +234,7 @@ def test_interactive_openssh_in_a_pty_gets_size_resize_and_exit_status(
 async def test_asyncssh_shell_is_a_jupyter_terminal_with_live_resize(
     facility, alice_token, alice_running
 ):
-    async with await connect(facility, "alice", alice_token) as conn:
+    async with await ssh_connect(facility.ssh_port, "alice", alice_token) as conn:
         process = await conn.create_process(term_type="xterm", term_size=(120, 40))
         process.stdin.write("stty size; echo R$((0+1))\n")
         out = await asyncio.wait_for(process.stdout.readuntil("R1\r\n"), 60)
@@ -279,7 +265,7 @@ def test_ssh_t_runs_a_command_on_a_pty(facility, alice_token, alice_running):
 
 
 async def test_a_command_on_a_pty_sees_resizes(facility, alice_token, alice_running):
-    async with await connect(facility, "alice", alice_token) as conn:
+    async with await ssh_connect(facility.ssh_port, "alice", alice_token) as conn:
         process = await conn.create_process(
             "stty size; read x; stty size; exit 9", term_type="xterm", term_size=(100, 30)
         )
@@ -394,7 +380,7 @@ async def test_odd_login_names_are_refused_before_the_hub_is_asked(
 ):
     before = len(facility.log())
     with pytest.raises(asyncssh.PermissionDenied):
-        await connect(facility, name, alice_token, source="127.0.0.50")
+        await ssh_connect(facility.ssh_port, name, alice_token, source="127.0.0.50")
     new = facility.log()[before:]
     assert "SSH login refused: " in new
     assert refusal in new
@@ -405,7 +391,7 @@ async def test_odd_login_names_are_refused_before_the_hub_is_asked(
 async def test_a_disconnect_mid_upload_leaves_no_partial_file(facility, alice_token, alice_running):
     old = b"the complete result of yesterday"
     (alice_running / "result.bin").write_bytes(old)
-    conn = await connect(facility, "alice", alice_token)
+    conn = await ssh_connect(facility.ssh_port, "alice", alice_token)
     sftp = await conn.start_sftp_client()
     for name in ("result.bin", "fresh.bin"):
         f = await sftp.open(name, "wb")

@@ -13,9 +13,11 @@ from .hub import (
     local_spawner_config,
     login,
     login_response,
+    notebooks_of,
     spawn_server,
     start_hub,
     stop_server,
+    user_token,
 )
 from .iam import admin_get, generic_oauth_config, iam_hub_config, iam_hub_env
 from .idp import (
@@ -27,13 +29,22 @@ from .idp import (
     public_jwks,
     start_idp,
 )
+from .jupyter_server import RunningJupyterServer, start_jupyter_server
 from .kernel import run_python, user_api_token
-from .net import free_port, wait_for_http
+from .net import free_port, wait_for_http, wait_until
 from .postgres import RunningPostgres, start_postgres
 from .processes import ManagedProcess
 from .rucio import RunningRucio, start_rucio
 from .slurm import RunningSlurm, batch_venv, ensure_unix_user, remove_unix_user, start_slurm
-from .ssh import OPENSSH_OPTIONS, hub_token, openssh, rsync, start_af_ssh, wait_for_port
+from .ssh import (
+    OPENSSH_OPTIONS,
+    hub_token,
+    openssh,
+    rsync,
+    ssh_connect,
+    start_af_ssh,
+    wait_for_port,
+)
 
 __all__ = [
     "CHROMIUM_ARGS",
@@ -41,6 +52,7 @@ __all__ = [
     "ManagedProcess",
     "RunningHub",
     "RunningIdP",
+    "RunningJupyterServer",
     "RunningPostgres",
     "RunningRucio",
     "RunningSlurm",
@@ -60,6 +72,7 @@ __all__ = [
     "login",
     "login_response",
     "make_rsa_jwk",
+    "notebooks_of",
     "oidc_login",
     "oidc_login_response",
     "openssh",
@@ -68,15 +81,19 @@ __all__ = [
     "rsync",
     "run_python",
     "spawn_server",
+    "ssh_connect",
     "start_af_ssh",
     "start_demo",
     "start_hub",
     "start_idp",
+    "start_jupyter_server",
     "start_postgres",
     "start_rucio",
     "start_slurm",
     "stop_server",
     "user_api_token",
+    "user_token",
     "wait_for_http",
     "wait_for_port",
+    "wait_until",
 ]

@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-import requests
 
-from .hub import local_spawner_config, login
-from .net import free_port
+from .hub import local_spawner_config, login, user_token
+from .net import free_port, wait_for_http
 
 USERS = {
     "alice": {"groups": ["/atlas", "/atlas/users"]},
@@ -86,31 +85,14 @@ def spawner_token(workdir: Path) -> str:
     return (workdir / "accounting" / "af-spawner-token").read_text().strip()
 
 
-def user_token(session: requests.Session, hub_url: str, name: str) -> str:
-    r = session.post(f"{hub_url}/hub/api/users/{name}/tokens", json={"note": "test"}, timeout=30)
-    r.raise_for_status()
-    return r.json()["token"]
-
-
 def auth(token: str) -> dict:
     return {"Authorization": f"token {token}"}
 
 
 def wait_for_service(hub_url: str, token: str, timeout: float = 60) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            r = requests.get(f"{api(hub_url)}/policy/me", headers=auth(token), timeout=5)
-            if r.status_code == 200:
-                return
-            last = f"HTTP {r.status_code} {r.text[:200]}"
-        except requests.RequestException as e:
-            last = e
-        time.sleep(0.3)
-    raise TimeoutError(f"af-accounting did not answer: {last}")
+    """Return once af-accounting answers ``token``'s ``/policy/me`` through the hub
+    (TimeoutError after ``timeout`` seconds, naming its last answer)."""
+    wait_for_http(f"{api(hub_url)}/policy/me", timeout, headers=auth(token))
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .hub import REPO, RunningHub
-from .net import free_port, wait_for_http
+from .hub import REPO, RunningHub, hub_answering
+from .net import free_port
 from .processes import ManagedProcess
 
 
@@ -37,10 +37,4 @@ def start_demo(
     else:
         cmd = [str(Path(sys.executable).parent / "jhub-af"), "demo", *demo_args]
     process = ManagedProcess(cmd, log=workdir / "demo.log", cwd=workdir)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/hub/api/", timeout, process.alive, process.log_tail)
-    except Exception:
-        process.stop()
-        raise
-    return RunningHub(url=url, process=process, workdir=workdir)
+    return hub_answering(process, port, workdir, timeout)

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import requests
 
 from .net import free_port, wait_for_http
@@ -82,6 +83,14 @@ def start_hub(
         cwd=workdir,
         env={**os.environ, **env} if env else None,
     )
+    return hub_answering(process, port, workdir, timeout)
+
+
+def hub_answering(process: ManagedProcess, port: int, workdir: Path, timeout: float) -> RunningHub:
+    """The hub that ``process`` runs, once ``/hub/api/`` answers on ``port``.
+
+    Stops ``process`` and re-raises if it dies or does not answer within ``timeout``
+    (the error carries its log tail). Called by ``start_hub`` and ``start_demo``."""
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{url}/hub/api/", timeout, process.alive, process.log_tail)
@@ -112,6 +121,31 @@ def login(url: str, username: str, password: str) -> requests.Session:
         raise AssertionError(f"login of {username} refused: HTTP {r.status_code}\n{r.text[:500]}")
     s.headers["X-XSRFToken"] = s.cookies.get("_xsrf", path="/hub/")
     return s
+
+
+def user_token(s: requests.Session, url: str, username: str) -> str:
+    """A new API token of ``username`` with all their scopes, made through their logged-in
+    session ``s`` (raises on an HTTP error)."""
+    r = s.post(f"{url}/hub/api/users/{username}/tokens", json={"note": "test"}, timeout=30)
+    r.raise_for_status()
+    return r.json()["token"]
+
+
+def notebooks_of(user: str, hub_port: int) -> list[psutil.Process]:
+    """Every jupyterhub-singleuser process of ``user`` whose hub API is on ``hub_port``
+    (other tests may run notebooks for a user of the same name at the same time)."""
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if any("jupyterhub-singleuser" in part for part in p.info["cmdline"] or []):
+                env = p.environ()
+                if env.get("JUPYTERHUB_USER") == user and env.get(
+                    "JUPYTERHUB_API_URL", ""
+                ).startswith(f"http://127.0.0.1:{hub_port}/"):
+                    found.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
 
 
 def spawn_server(s: requests.Session, url: str, username: str, timeout: float = 120):

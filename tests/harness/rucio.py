@@ -278,6 +278,16 @@ def _client_config(workdir: Path, url: str) -> Path:
     return cfg
 
 
+def _run_client(python: Path, args: list[str], env: dict, timeout: float, what: str) -> None:
+    """Run the Rucio venv's ``python`` with ``args`` as a Rucio client (``env`` names its
+    config); raise RuntimeError saying ``what`` failed, with its stderr's end."""
+    done = subprocess.run(
+        [str(python), *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{done.stderr[-4000:]}")
+
+
 def _cache_key(plan: dict) -> str:
     stable = {k: v for k, v in plan.items() if k not in ("client_config", "web_port")}
     digest = hashlib.sha256(json.dumps(stable, sort_keys=True).encode())
@@ -399,15 +409,9 @@ def start_rucio(workdir: Path, big_files: int = 10_000, timeout: float = 60) -> 
             plan_file = workdir / "seed-plan.json"
             plan_file.write_text(json.dumps(plan))
             started = time.monotonic()
-            seeded = subprocess.run(
-                [str(python), str(SEED_SCRIPT), str(plan_file)],
-                env=client_env,
-                capture_output=True,
-                text=True,
-                timeout=1800,
+            _run_client(
+                python, [str(SEED_SCRIPT), str(plan_file)], client_env, 1800, "seeding Rucio"
             )
-            if seeded.returncode != 0:
-                raise RuntimeError(f"seeding Rucio failed:\n{seeded.stderr[-4000:]}")
             (workdir / "seed-seconds").write_text(f"{time.monotonic() - started:.1f}\n")
             shutil.copyfile(db, cache / "rucio.db")
             (cache / "web_port").write_text(f"{web_port}\n")
@@ -415,21 +419,12 @@ def start_rucio(workdir: Path, big_files: int = 10_000, timeout: float = 60) -> 
         else:
             # the HTTPS RSE listens on a new port in every session
             seeded_port = int((cache / "web_port").read_text())
-            moved = subprocess.run(
-                [
-                    str(python),
-                    "-c",
-                    "from rucio.client import Client\n"
-                    f"Client().update_protocols('SITE_WEB', 'https', "
-                    f"{{'port': {web_port}}}, hostname='127.0.0.1', port={seeded_port})",
-                ],
-                env=client_env,
-                capture_output=True,
-                text=True,
-                timeout=120,
+            move = (
+                "from rucio.client import Client\n"
+                f"Client().update_protocols('SITE_WEB', 'https', "
+                f"{{'port': {web_port}}}, hostname='127.0.0.1', port={seeded_port})"
             )
-            if moved.returncode != 0:
-                raise RuntimeError(f"moving the HTTPS RSE's port failed:\n{moved.stderr[-4000:]}")
+            _run_client(python, ["-c", move], client_env, 120, "moving the HTTPS RSE's port")
     except BaseException:
         for p in reversed(processes):
             p.stop()

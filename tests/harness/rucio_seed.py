@@ -47,6 +47,33 @@ def write_bytes(client, plan: dict, replicas: list[dict]) -> None:
             path.write_bytes(data)
 
 
+def protocol(
+    scheme: str,
+    hostname: str,
+    port: int,
+    prefix: str,
+    impl: str,
+    *,
+    lan: int,
+    wan: int,
+    tpc: int = 1,
+) -> dict:
+    """An RSE protocol as ``Client.add_protocol`` takes it: ``impl`` names the module in
+    ``rucio.rse.protocols``; ``lan`` and ``wan`` are the read/write/delete priorities in
+    each domain (0: not used), ``tpc`` the WAN third-party-copy read priority."""
+    return {
+        "scheme": scheme,
+        "hostname": hostname,
+        "port": port,
+        "prefix": prefix,
+        "impl": f"rucio.rse.protocols.{impl}.Default",
+        "domains": {
+            "lan": {"read": lan, "write": lan, "delete": lan},
+            "wan": {"read": wan, "write": wan, "delete": wan, "third_party_copy_read": tpc},
+        },
+    }
+
+
 def main(plan_path: str) -> None:
     plan = json.loads(Path(plan_path).read_text())
     os.environ["RUCIO_CONFIG"] = plan["client_config"]
@@ -69,66 +96,20 @@ def main(plan_path: str) -> None:
 
     # SITE_DISK: a POSIX RSE (file://) that also advertises an XRootD door (root://)
     root.add_rse(disk)
+    disk_prefix = plan["disk_dir"] + "/"
+    root.add_protocol(disk, protocol("file", "", 0, disk_prefix, "posix", lan=1, wan=2, tpc=0))
     root.add_protocol(
-        disk,
-        {
-            "scheme": "file",
-            "hostname": "",
-            "port": 0,
-            "prefix": plan["disk_dir"] + "/",
-            "impl": "rucio.rse.protocols.posix.Default",
-            "domains": {
-                "lan": {"read": 1, "write": 1, "delete": 1},
-                "wan": {"read": 2, "write": 2, "delete": 2, "third_party_copy_read": 0},
-            },
-        },
-    )
-    root.add_protocol(
-        disk,
-        {
-            "scheme": "root",
-            "hostname": "127.0.0.1",
-            "port": plan["root_port"],
-            "prefix": "//data/",
-            "impl": "rucio.rse.protocols.xrootd.Default",
-            "domains": {
-                "lan": {"read": 2, "write": 2, "delete": 2},
-                "wan": {"read": 1, "write": 1, "delete": 1, "third_party_copy_read": 1},
-            },
-        },
+        disk, protocol("root", "127.0.0.1", plan["root_port"], "//data/", "xrootd", lan=2, wan=1)
     )
     # SITE_WEB: served for real over HTTPS by the harness (downloads read from it)
     root.add_rse(web)
     root.add_protocol(
-        web,
-        {
-            "scheme": "https",
-            "hostname": "127.0.0.1",
-            "port": plan["web_port"],
-            "prefix": "/data/",
-            "impl": "rucio.rse.protocols.webdav.Default",
-            "domains": {
-                "lan": {"read": 1, "write": 1, "delete": 1},
-                "wan": {"read": 1, "write": 1, "delete": 1, "third_party_copy_read": 1},
-            },
-        },
+        web, protocol("https", "127.0.0.1", plan["web_port"], "/data/", "webdav", lan=1, wan=1)
     )
     # SITE_SCRATCH: where users may ask for replicas (rules)
     root.add_rse(dest)
-    root.add_protocol(
-        dest,
-        {
-            "scheme": "file",
-            "hostname": "",
-            "port": 0,
-            "prefix": plan["dest_dir"] + "/",
-            "impl": "rucio.rse.protocols.posix.Default",
-            "domains": {
-                "lan": {"read": 1, "write": 1, "delete": 1},
-                "wan": {"read": 1, "write": 1, "delete": 1, "third_party_copy_read": 1},
-            },
-        },
-    )
+    dest_prefix = plan["dest_dir"] + "/"
+    root.add_protocol(dest, protocol("file", "", 0, dest_prefix, "posix", lan=1, wan=1))
     for rse in (disk, web, dest):
         root.set_local_account_limit(account, rse, 10**15)
 

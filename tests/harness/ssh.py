@@ -48,6 +48,26 @@ def hub_token(
     return r.json()["token"]
 
 
+async def ssh_connect(port: int, user: str, password: str | None, source="127.0.0.1", **kw):
+    """An asyncssh connection to 127.0.0.1:``port`` as ``user`` with ``password`` (the
+    hub token; None: none offered) from the loopback address ``source``, offering no
+    keys, no agent and checking no host key; ``kw`` goes to ``asyncssh.connect``
+    (e.g. ``client_factory``). Raises what asyncssh raises (PermissionDenied...)."""
+    import asyncssh
+
+    return await asyncssh.connect(
+        "127.0.0.1",
+        port,
+        username=user,
+        password=password,
+        known_hosts=None,
+        client_keys=None,
+        agent_path=None,
+        local_addr=(source, 0),
+        **kw,
+    )
+
+
 def wait_for_port(port: int, timeout: float = 60, alive=lambda: True, describe=lambda: "") -> None:
     """Until something accepts TCP connections on 127.0.0.1:port."""
     deadline = time.monotonic() + timeout

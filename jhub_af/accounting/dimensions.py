@@ -45,4 +45,5 @@ class Limit:
 
     @property
     def unlimited(self) -> bool:
+        """True when nothing limits this dimension (``value`` is None)."""
         return self.value is None

@@ -54,6 +54,9 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         return set((self.current_user or {}).get("scopes", []))
 
     def check_xsrf_cookie(self):
+        """None for GET and HEAD; other methods get JupyterHub's check, which raises a
+        403 ``HTTPError``. Called by HubAuth before it accepts the hub's cookie (a failure
+        ignores the cookie); tornado's own check is off (``xsrf_cookies=False``)."""
         # token-authenticated API calls carry no cookie; the browser only GETs
         if self.request.method in ("GET", "HEAD"):
             return None
@@ -82,10 +85,14 @@ class APIHandler(BaseHandler):
     """The JSON API's base: errors as ``{"error": message}``, the caller's checks."""
 
     def set_default_headers(self):
+        """JSON content type and ``Cache-Control: no-store`` on every answer, errors
+        included. Called by tornado when the handler is made and on ``clear()``."""
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
 
     def check_xsrf_cookie(self):
+        """None for every method: the API has no XSRF check. Called by HubAuth before it
+        accepts the hub's cookie."""
         # the API is called with tokens (Authorization header), which XSRF cannot forge;
         # a cookie alone is refused for changes by require_scope below
         return None
@@ -215,6 +222,10 @@ class UsageHandler(APIHandler):
     ``GET usage/groups/{group}``: the last three."""
 
     async def get(self, who: str, name: str | None = None):
+        """The report of :meth:`.AccountingService.user_report` or ``group_report`` for
+        [``since``, ``until``) (query, ``2026-11-01``); ``{"error"}`` with 400 (``me`` of
+        a service, a bad date), 403 (not signed in, not yours), 404 (unknown user or
+        group), 503 (hub or database down). Called by tornado for the routes above."""
         caller = self.require_user()
         if who == "me":
             if caller.get("kind", "user") != "user":
@@ -247,6 +258,10 @@ class PolicyHandler(APIHandler):
     what is left of each (``remaining``)."""
 
     async def get(self):
+        """The caller's :meth:`.AccountingService.policy_report` with ``remaining``:
+        400 for a service's token, 403 when not signed in, 404 for a user the hub does
+        not know, 503 when the hub or the database cannot be reached; errors
+        ``{"error"}``. Called by tornado for ``GET policy/me``."""
         caller = self.require_user()
         if caller.get("kind", "user") != "user":
             return self.refuse(400, "policy/me is for users.")

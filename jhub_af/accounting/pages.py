@@ -209,6 +209,9 @@ class AdminPageHandler(AdminBase):
 
     @web.authenticated
     async def get(self):
+        """The page, sorted by ``sort`` (a column), ``by`` (user or group) and ``order``
+        (asc or desc): the hub's login for a caller not signed in, 403 for a non-admin,
+        400 for a bad sort; errors in plain text. Called by tornado for ``GET admin``."""
         await self.require_admin()
         columns = [c for c, _ in COLUMNS]
         sort_col = self.get_argument("sort", "core_hours")
@@ -239,6 +242,9 @@ class AdminCSVHandler(AdminBase):
 
     @web.authenticated
     async def get(self):
+        """``af-usage.csv`` (``kind`` then the columns, user rows then group rows): the
+        hub's login for a caller not signed in, 403 for a non-admin, errors in plain
+        text. Called by tornado for ``GET admin/usage.csv``."""
         await self.require_admin()
         buf = io.StringIO()
         writer = csv.writer(buf)
@@ -257,6 +263,8 @@ class NotFoundHandler(BaseHandler):
     """Any other path under the API: a JSON 404."""
 
     def prepare(self):
+        """Finish with 404 and ``{"error": "No such API endpoint."}`` for any method,
+        without asking the hub who the caller is. Called by tornado first."""
         self.set_status(404)
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish('{"error": "No such API endpoint."}')

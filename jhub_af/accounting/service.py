@@ -33,6 +33,9 @@ class MetricsHandler(handlers.BaseHandler):
     ``metrics_require_auth`` is off); 503 when the ledger cannot be read."""
 
     async def get(self):
+        """The Prometheus text of :class:`.metrics.Metrics`; 403 for a caller who is not
+        an admin and lacks the read scope, 503 when the ledger or the hub cannot be read
+        (tornado's error page). Called by tornado for ``GET metrics``."""
         if self.service.metrics_require_auth and not await self.sees_all():
             raise web.HTTPError(403, "Metrics are for admins and tokens with the read scope.")
         try:

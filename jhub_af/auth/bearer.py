@@ -52,6 +52,8 @@ class BearerTokenHandler(APIHandler):
     """
 
     async def refresh_auth(self, user, force=False):
+        """Return ``user`` as is: no periodic auth refresh on this route (:meth:`get`
+        refreshes the token itself). Called by JupyterHub's ``get_current_user``."""
         # This handler refreshes the access token itself and says what failed (401 when
         # the session ended, 503 when IAM is down). JupyterHub 6 lets a token request
         # through when the periodic auth refresh fails; JupyterHub 5 drops its user,

@@ -28,6 +28,9 @@ class DenialPageMixin:
     """
 
     def render_template(self, name, sync=False, **ns):
+        """JupyterHub's ``render_template``, with ``status_message`` set to a
+        :class:`LoginDenied`'s ``reason``; returns what it returns. Called by
+        JupyterHub's ``write_error`` and whenever the handler renders a page."""
         exception = ns.get("exception")
         if isinstance(exception, LoginDenied) and exception.reason:
             ns["status_message"] = exception.reason

@@ -90,6 +90,8 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
     running = 0
 
     def initialize(self, channel: SSHChannel, owner: str, home: str):
+        """Keep the settings, the server owner's name and the home the command runs
+        in, as :func:`channel_handlers` gives them. Called by tornado for each request."""
         self.channel = channel
         self.owner = owner
         self.home = home

@@ -59,6 +59,8 @@ class TerminalExitHandler(APIHandler):
     auth_resource = "terminals"
 
     def initialize(self, recorder: ExitRecorder):
+        """Keep ``recorder``, the one given by :func:`exit_handlers`. Called by tornado
+        for each request."""
         self.recorder = recorder
 
     @web.authenticated

@@ -122,6 +122,8 @@ class UsageHandler(PanelHandler):
     auth_resource = "jhub-af:usage"
 
     def initialize(self, usage: PanelUsage):
+        """Keep ``usage``, the one given by :func:`usage_handlers`. Called by tornado
+        for each request."""
         self.usage = usage
 
     @panel_api

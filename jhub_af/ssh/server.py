@@ -28,7 +28,7 @@ def load_host_key(path: Path, log) -> asyncssh.SSHKey:
 class Connection(asyncssh.SSHServer):
     """One client connection: it logs in with a hub token, then opens sessions.
 
-    Its methods without a docstring are asyncssh's ``SSHServer`` hooks, called by
+    Its methods other than :meth:`touch` are asyncssh's ``SSHServer`` hooks, called by
     asyncssh; only password logins are offered.
     """
 
@@ -41,6 +41,8 @@ class Connection(asyncssh.SSHServer):
         self.watchdog: asyncio.Task | None = None
 
     def connection_made(self, conn):
+        """Keep ``conn`` and the client's address; start the idle timer when
+        ``idle_timeout`` is set. Called by asyncssh when a client connects."""
         self.conn = conn
         peer = conn.get_extra_info("peername")
         self.source = peer[0] if peer else "?"
@@ -48,6 +50,8 @@ class Connection(asyncssh.SSHServer):
             self.watchdog = asyncio.ensure_future(self._watch_idle())
 
     def connection_lost(self, exc):
+        """Stop the idle timer; log the logout of a logged-in user. Called by asyncssh
+        when the connection closes (``exc`` is why, or None)."""
         if self.watchdog is not None:
             self.watchdog.cancel()
         if self.login is not None:
@@ -73,9 +77,12 @@ class Connection(asyncssh.SSHServer):
             await asyncio.sleep(min(timeout - idle, 5) + 0.05)
 
     def begin_auth(self, username):
+        """True: every user must authenticate. Called by asyncssh when the client
+        names ``username``."""
         return True
 
     def password_auth_supported(self):
+        """True: password logins (a hub token) are offered. Called by asyncssh."""
         return True
 
     async def validate_password(self, username, password):

@@ -22,8 +22,8 @@ class Session(asyncssh.SSHServerSession):
 
     Interactive shells (with a pty) go to a Jupyter terminal (``TerminalBridge``);
     commands (on a pty of their own with ``ssh -t``), SFTP and shells without a pty go
-    over jhub_af's binary channel (``ChannelBridge``). Its methods without a docstring
-    are asyncssh's ``SSHServerSession`` hooks, called by asyncssh.
+    over jhub_af's binary channel (``ChannelBridge``). Its public methods are
+    asyncssh's ``SSHServerSession`` hooks, called by asyncssh.
     """
 
     def __init__(self, service, login, activity):
@@ -45,29 +45,38 @@ class Session(asyncssh.SSHServerSession):
 
     # -- requests
     def connection_made(self, chan):
+        """Keep ``chan``. Called by asyncssh when the session channel opens."""
         self.chan = chan
 
     def pty_requested(self, term_type, term_size, term_modes):
+        """Keep the terminal type and its size (when both are non-zero); True (always
+        granted). Called by asyncssh when the client asks for a pty."""
         self.term_type = term_type
         if term_size[0] and term_size[1]:
             self.size = (term_size[0], term_size[1])
         return True
 
     def shell_requested(self):
+        """Note a shell session; True. Called by asyncssh when the client asks for one."""
         self.kind = "shell"
         return True
 
     def exec_requested(self, command):
+        """Note ``command`` to run; True. Called by asyncssh for ``ssh host CMD``."""
         self.kind, self.command = "exec", command
         return True
 
     def subsystem_requested(self, subsystem):
+        """True for ``sftp`` (noted), False (refused) for any other subsystem. Called by
+        asyncssh when the client asks for one."""
         if subsystem != "sftp":
             return False
         self.kind = "sftp"
         return True
 
     def session_started(self):
+        """Start the session's work (:meth:`_run`) as a task. Called by asyncssh once
+        the shell, command or subsystem is accepted."""
         self.task = asyncio.ensure_future(self._run())
 
     # -- data from the client
@@ -80,10 +89,14 @@ class Session(asyncssh.SSHServerSession):
             self.chan.pause_reading()
 
     def eof_received(self):
+        """Queue the client's EOF after its data; True keeps the channel half-open for
+        output. Called by asyncssh when the client sends EOF."""
         self.inbox.put_nowait(None)
         return True  # keep sending output after the client's EOF
 
     def terminal_size_changed(self, width, height, pixwidth, pixheight):
+        """Keep the new size and queue it with the input (pixel sizes ignored). Called
+        by asyncssh when the client's window changes size."""
         self.size = (width, height)
         # queued with the input, so the shell sees the new size before what was typed after
         self.inbox.put_nowait((width, height))
@@ -93,9 +106,12 @@ class Session(asyncssh.SSHServerSession):
         self.writable.clear()
 
     def resume_writing(self):
+        """The client's window has room again: output goes on. Called by asyncssh."""
         self.writable.set()
 
     def connection_lost(self, exc):
+        """Cancel the session's task if it still runs. Called by asyncssh when the
+        channel closes (``exc`` is why, or None)."""
         if self.task is not None and not self.task.done():
             self.task.cancel()
 

@@ -14,10 +14,15 @@ class DaskHandler(PanelHandler):
     auth_resource = "jhub-af:dask"
 
     def initialize(self, gateway: PanelGateway):
+        """Keep ``gateway``, the one given by :func:`jhub_af.lab.dask.dask_handlers`.
+        Called by tornado for each request."""
         self.gateway = gateway
 
 
 class OptionsHandler(DaskHandler):
+    """``{base_url}jhub-af/dask/options``: GET; errors are the ``PanelError``
+    of :class:`PanelGateway` (or of the body) as :func:`~jhub_af.lab.api.panel_api` answers it."""
+
     @panel_api
     async def get(self):
         """``GET options``: ``{"cluster_options": [{"field", "label", "default", "spec"}]}``,
@@ -26,6 +31,10 @@ class OptionsHandler(DaskHandler):
 
 
 class ClustersHandler(DaskHandler):
+    """``{base_url}jhub-af/dask/clusters``: GET (list) and POST (create); errors are the
+    ``PanelError`` of :class:`PanelGateway` (or of the body) as
+    :func:`~jhub_af.lab.api.panel_api` answers it."""
+
     @panel_api
     async def get(self):
         """``GET clusters``: ``{"clusters": [...]}``, the user's pending and running
@@ -40,6 +49,9 @@ class ClustersHandler(DaskHandler):
 
 
 class ClusterHandler(DaskHandler):
+    """``{base_url}jhub-af/dask/clusters/{name}``: GET and DELETE; errors are the ``PanelError``
+    of :class:`PanelGateway` (or of the body) as :func:`~jhub_af.lab.api.panel_api` answers it."""
+
     @panel_api
     async def get(self, name):
         """``GET clusters/{name}``: one cluster of the user's, or 404."""
@@ -53,6 +65,9 @@ class ClusterHandler(DaskHandler):
 
 
 class ScaleHandler(DaskHandler):
+    """``{base_url}jhub-af/dask/clusters/{name}/scale``: POST; errors are the ``PanelError``
+    of :class:`PanelGateway` (or of the body) as :func:`~jhub_af.lab.api.panel_api` answers it."""
+
     @panel_api
     async def post(self, name):
         """``POST clusters/{name}/scale`` ``{"n"}``: ``{"capped", "reason"}``, the reason
@@ -61,6 +76,9 @@ class ScaleHandler(DaskHandler):
 
 
 class AdaptHandler(DaskHandler):
+    """``{base_url}jhub-af/dask/clusters/{name}/adapt``: POST; errors are the ``PanelError``
+    of :class:`PanelGateway` (or of the body) as :func:`~jhub_af.lab.api.panel_api` answers it."""
+
     @panel_api
     async def post(self, name):
         """``POST clusters/{name}/adapt`` ``{"minimum", "maximum"}``: as ``scale``."""

@@ -67,6 +67,8 @@ class RucioHandler(PanelHandler):
     auth_resource = "jhub-af:rucio"
 
     def initialize(self, state: RucioState):
+        """Keep ``state``, the one given by :func:`rucio_handlers`. Called by tornado
+        for each request."""
         self.state = state
 
     def text_arg(self, key: str, limit: int = 1000) -> str:
@@ -105,6 +107,8 @@ class RucioHandler(PanelHandler):
 
 
 class InstancesHandler(RucioHandler):
+    """``{base_url}jhub-af/rucio/instances``: GET; 503 when the settings are wrong."""
+
     @panel_api
     async def get(self):
         """``GET instances``: ``{"instances": [...]}``, each without its secrets."""
@@ -114,6 +118,9 @@ class InstancesHandler(RucioHandler):
 
 
 class DidsHandler(RucioHandler):
+    """``{base_url}jhub-af/rucio/{instance}/dids``: GET; 400 for a bad query, 404 for
+    an unknown instance, 503 when the settings are wrong, else the client's errors."""
+
     @panel_api
     async def get(self, instance):
         """``GET {instance}/dids?scope&pattern&type&page&page_size``: one page of a
@@ -130,6 +137,10 @@ class DidsHandler(RucioHandler):
 
 
 class ContentsHandler(RucioHandler):
+    """``{base_url}jhub-af/rucio/{instance}/contents``: GET; 400 for a bad query or a
+    file, 404 for an unknown instance, 503 when the settings are wrong, else the
+    client's errors."""
+
     @panel_api
     async def get(self, instance):
         """``GET {instance}/contents?scope&name&page&page_size``: a collection with its
@@ -179,6 +190,10 @@ def _chosen_pfn(replicas: list[dict], pfn: str | None, schemes=None) -> str | No
 
 
 class ReplicasHandler(RucioHandler):
+    """``{base_url}jhub-af/rucio/{instance}/replicas``: GET; 400 for a bad query or
+    not a file, 404 for an unknown instance, 503 when the settings are wrong, else the
+    client's errors."""
+
     @panel_api
     async def get(self, instance):
         """``GET {instance}/replicas?scope&name``: ``{"replicas": [{"rse", "pfns"}]}``
@@ -190,6 +205,10 @@ class ReplicasHandler(RucioHandler):
 
 
 class SnippetHandler(RucioHandler):
+    """``{base_url}jhub-af/rucio/{instance}/snippet``: GET; 400 for a bad query, not a
+    file or a PFN not among its replicas, 404 for an unknown instance or no replica,
+    503 when the settings are wrong, else the client's errors."""
+
     @panel_api
     async def get(self, instance):
         """``GET {instance}/snippet?scope&name[&pfn]``: ``{"code", "pfn"}``, the uproot
@@ -204,6 +223,10 @@ class SnippetHandler(RucioHandler):
 
 
 class DownloadsHandler(RucioHandler):
+    """``{base_url}jhub-af/rucio/{instance}/downloads``: POST; 400 for a bad body,
+    target or PFN, or not a file, 404 for an unknown instance, 503 when the settings
+    are wrong, else the client's errors."""
+
     @panel_api
     async def post(self, instance):
         """``POST {instance}/downloads`` ``{"scope", "name", "target"[, "pfn"]}``: start
@@ -239,6 +262,9 @@ class DownloadsHandler(RucioHandler):
 
 
 class DownloadHandler(RucioHandler):
+    """``{base_url}jhub-af/rucio/downloads/{id}``: GET; 404 for a download this server
+    does not know."""
+
     @panel_api
     async def get(self, download_id):
         """``GET downloads/{id}``: the download's state, bytes and error."""
@@ -249,6 +275,10 @@ class DownloadHandler(RucioHandler):
 
 
 class RulesHandler(RucioHandler):
+    """``{base_url}jhub-af/rucio/{instance}/rules``: POST; 400 for a bad body, 403 when
+    the instance does not allow it, 404 for an unknown instance, 503 when the settings
+    are wrong, else the client's errors."""
+
     @panel_api
     async def post(self, instance):
         """``POST {instance}/rules`` ``{"scope", "name", "rse"}``: a replica rule (201,

@@ -153,3 +153,26 @@ def _actual_uses() -> dict[str, set[str]]:
 
 def test_the_architecture_page_says_who_uses_whom_as_the_imports_do():
     assert _documented_uses() == _actual_uses()
+
+
+def _public_definitions_without_docstring():
+    """(path:line, name) of every public function, method and class with no docstring."""
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if "alembic" in path.parts:  # migrations are generated history
+            continue
+        stack = [("", ast.parse(path.read_text()).body)]
+        while stack:
+            prefix, body = stack.pop()
+            for node in body:
+                defines = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+                if not isinstance(node, defines) or node.name.startswith("_"):
+                    continue
+                if not ast.get_docstring(node):
+                    yield f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {prefix}{node.name}"
+                if isinstance(node, ast.ClassDef):
+                    stack.append((f"{node.name}.", node.body))
+
+
+def test_every_public_function_and_hook_says_what_it_does():
+    # the contract lives on the function (what it takes, returns, raises, who calls it)
+    assert list(_public_definitions_without_docstring()) == []

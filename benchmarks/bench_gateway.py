@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.gateway_hub import gateway_hub_text, user_token, wait_for_gateway
-from harness import free_port, login, start_hub
+from harness import free_port, login, start_hub, user_token
+from harness.gateway_hub import gateway_hub_text, wait_for_gateway
 
 SPEC = {
     "what": "create a Dask cluster, scale to 2, wait, compute, stop (through the hub)",

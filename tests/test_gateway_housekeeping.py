@@ -7,8 +7,8 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from harness import spawn_server, stop_server
-from harness.gateway_hub import events, gateway_facility, open_reservations, rest, wait_until
+from harness import spawn_server, stop_server, wait_until
+from harness.gateway_hub import events, gateway_facility, open_reservations, rest
 
 pytestmark = pytest.mark.integration
 __all__ = ["gateway_facility"]  # the module's hub, a fixture

@@ -12,14 +12,20 @@ import time
 import psutil
 import pytest
 import requests
-from harness import ManagedProcess, run_python, spawn_server, stop_server, user_api_token
+from harness import (
+    ManagedProcess,
+    run_python,
+    spawn_server,
+    stop_server,
+    user_api_token,
+    wait_until,
+)
 from harness.gateway_hub import (
     gateway,
     gateway_facility,
     holds_nothing,
     open_reservations,
     rest,
-    wait_until,
 )
 
 pytestmark = pytest.mark.integration

@@ -4,9 +4,9 @@ af-accounting: the per-user cap across clusters, refusals, and releases."""
 from __future__ import annotations
 
 import json
-import warnings
 
 import pytest
+from harness import wait_until
 from harness.gateway_hub import (
     all_reservations,
     gateway,
@@ -14,7 +14,7 @@ from harness.gateway_hub import (
     holds_nothing,
     open_reservations,
     rest,
-    wait_until,
+    scale_warnings,
 )
 
 pytestmark = pytest.mark.integration
@@ -22,8 +22,6 @@ __all__ = ["gateway_facility"]  # the module's hub, a fixture
 
 
 def test_two_clusters_never_exceed_the_users_worker_limit(gateway_facility):
-    from dask_gateway.client import GatewayWarning
-
     g = gateway(gateway_facility, "bob")
     first = g.new_cluster()
     second = g.new_cluster()
@@ -31,10 +29,7 @@ def test_two_clusters_never_exceed_the_users_worker_limit(gateway_facility):
         first.scale(2)
         with first.get_client() as client:
             client.wait_for_workers(2, timeout=120)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            second.scale(2)
-        messages = [str(w.message) for w in caught if issubclass(w.category, GatewayWarning)]
+        messages = scale_warnings(second, 2)
         assert len(messages) == 1, messages
         assert "Scaling to 0 instead" in messages[0]
         assert "2 Dask workers" in messages[0]

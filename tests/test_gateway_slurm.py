@@ -9,11 +9,10 @@ from __future__ import annotations
 import os
 import pwd
 import subprocess
-import warnings
 from pathlib import Path
 
 import pytest
-from harness import ensure_unix_user, remove_unix_user
+from harness import ensure_unix_user, remove_unix_user, wait_until
 from harness.gateway_hub import (
     all_reservations,
     close_clusters,
@@ -21,8 +20,8 @@ from harness.gateway_hub import (
     holds_nothing,
     open_reservations,
     rest,
+    scale_warnings,
     start_gateway_facility,
-    wait_until,
 )
 from harness.slurm import SHARED_PARTITION, dask_job_venv
 
@@ -98,8 +97,6 @@ def staging_dir(name: str) -> Path:
 
 
 def test_slurm_clusters_share_the_users_worker_limit_and_stop_cleanly(slurm_gateway):
-    from dask_gateway.client import GatewayWarning
-
     g = gateway(slurm_gateway, USER)
     first = g.new_cluster()
     second = None
@@ -109,10 +106,7 @@ def test_slurm_clusters_share_the_users_worker_limit_and_stop_cleanly(slurm_gate
         assert jobs()[scheduler_job] == (SHARED_PARTITION, "dask-gateway")
         assert staging_dir(first.name).joinpath("dask.crt").exists()
         assert staging_dir(first.name).stat().st_uid == pwd.getpwnam(USER).pw_uid
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            first.scale(3)
-        messages = [str(w.message) for w in caught if issubclass(w.category, GatewayWarning)]
+        messages = scale_warnings(first, 3)
         assert len(messages) == 1, messages
         assert "Scale request of 3 workers exceeds your Dask quota" in messages[0]
         assert "2 Dask workers" in messages[0]
@@ -125,10 +119,7 @@ def test_slurm_clusters_share_the_users_worker_limit_and_stop_cleanly(slurm_gate
 
         # a second cluster gets no worker while the first holds the user's two
         second = g.new_cluster()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            second.scale(1)
-        messages = [str(w.message) for w in caught if issubclass(w.category, GatewayWarning)]
+        messages = scale_warnings(second, 1)
         assert len(messages) == 1 and "Scaling to 0 instead" in messages[0], messages
         assert len(jobs()) == 4  # the second scheduler only
         # one worker less in the first: the second cluster's scheduler gets it

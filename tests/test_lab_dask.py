@@ -5,15 +5,20 @@ changed; the gateway and af-accounting down; XSRF and ownership."""
 
 from __future__ import annotations
 
-import os
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
-from harness import ManagedProcess, free_port, login, spawn_server, user_api_token, wait_for_http
-from harness.gateway_hub import gateway, gateway_hub_text, user_token, wait_for_gateway, wait_until
+from harness import (
+    free_port,
+    login,
+    spawn_server,
+    start_jupyter_server,
+    user_api_token,
+    user_token,
+    wait_until,
+)
+from harness.gateway_hub import gateway, gateway_hub_text, wait_for_gateway
 
 from jhub_af.lab.api import error_body
 from jhub_af.lab.dask.gateway import CREDENTIALS, GATEWAY_DOWN
@@ -312,35 +317,22 @@ def test_an_expired_token_says_how_to_recover(panel_hub, tmp_path):
     r = s.post(f"{url}/hub/api/users/alice/tokens", json={"note": "revoked"}, timeout=30)
     token, token_id = r.json()["token"], r.json()["id"]
     s.delete(f"{url}/hub/api/users/alice/tokens/{token_id}", timeout=30).raise_for_status()
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "DASK_"))}
-    env.update(
-        JUPYTERHUB_API_TOKEN=token,
-        DASK_GATEWAY__ADDRESS=panel_hub["address"],
-        DASK_GATEWAY__PROXY_ADDRESS=panel_hub["proxy_address"],
-        DASK_GATEWAY__AUTH__TYPE="jupyterhub",
-        JHUB_AF_ACCOUNTING_URL=f"{url}/services/af-accounting/api/v1/",
-        JUPYTER_CONFIG_PATH=str(tmp_path),
-        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-        JUPYTER_DATA_DIR=str(tmp_path / "data"),
-    )
-    server = str(Path(sys.executable).parent / "jupyter-server")
-    args = ["--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}"]
-    args += ["--IdentityProvider.token=lab-test", f"--ServerApp.root_dir={tmp_path}"]
-    process = ManagedProcess(
-        [server, *args],
-        log=tmp_path / "jupyter-server.log",
-        env=env,
-    )
+    env = {
+        "JUPYTERHUB_API_TOKEN": token,
+        "DASK_GATEWAY__ADDRESS": panel_hub["address"],
+        "DASK_GATEWAY__PROXY_ADDRESS": panel_hub["proxy_address"],
+        "DASK_GATEWAY__AUTH__TYPE": "jupyterhub",
+        "JHUB_AF_ACCOUNTING_URL": f"{url}/services/af-accounting/api/v1/",
+    }
+    config = {"jupyter_server_config.json": '{"IdentityProvider": {"token": "lab-test"}}'}
+    server = start_jupyter_server(tmp_path, config, env=env)
     try:
-        lab = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{lab}/api", 60, process.alive, process.log_tail)
         headers = {"Authorization": "token lab-test"}
-        r = requests.get(f"{lab}/jhub-af/dask/clusters", headers=headers, timeout=60)
+        r = requests.get(f"{server.url}/jhub-af/dask/clusters", headers=headers, timeout=60)
         assert (r.status_code, r.json()) == (401, error_body(401, CREDENTIALS))
-        r = requests.get(f"{lab}/jhub-af/usage", headers=headers, timeout=60)
+        r = requests.get(f"{server.url}/jhub-af/usage", headers=headers, timeout=60)
         detail = "Sign in to the hub, or send a hub token for this service."
         assert (r.status_code, r.json()) == (401, error_body(401, REFUSED.format(detail=detail)))
-        assert token not in process.log.read_text(), "the token must never be logged"
+        assert token not in server.process.log.read_text(), "the token must never be logged"
     finally:
-        process.stop()
+        server.stop()

@@ -14,8 +14,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from harness import free_port, login
-from harness.gateway_hub import gateway_hub_text, user_token, wait_for_gateway
+from harness import free_port, login, user_token
+from harness.gateway_hub import gateway_hub_text, wait_for_gateway
 from harness.hub import REPO
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
+import warnings
 from pathlib import Path
 
 import pytest
 import requests
 
-from .hub import local_spawner_config, login
-from .net import free_port
+from .hub import local_spawner_config, login, user_token
+from .net import free_port, wait_for_http
 
 USERS = {
     "alice": {"groups": ["/atlas", "/atlas/users"]},
@@ -94,29 +94,14 @@ add_roles(c, roles)
     )
 
 
-def user_token(session: requests.Session, hub_url: str, name: str) -> str:
-    r = session.post(f"{hub_url}/hub/api/users/{name}/tokens", json={"note": "test"}, timeout=30)
-    r.raise_for_status()
-    return r.json()["token"]
-
-
 def wait_for_gateway(url: str, token: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            r = requests.get(
-                f"{url}/services/dask-gateway/api/v1/clusters/",
-                headers={"Authorization": f"jupyterhub {token}"},
-                timeout=5,
-            )
-            if r.status_code == 200:
-                return
-            last = f"HTTP {r.status_code} {r.text[:200]}"
-        except requests.RequestException as e:
-            last = e
-        time.sleep(0.5)
-    raise TimeoutError(f"the gateway did not answer through the hub: {last}")
+    """Return once the gateway lists ``token``'s clusters through the hub at ``url``
+    (TimeoutError after ``timeout`` seconds, naming its last answer)."""
+    wait_for_http(
+        f"{url}/services/dask-gateway/api/v1/clusters/",
+        timeout,
+        headers={"Authorization": f"jupyterhub {token}"},
+    )
 
 
 def start_gateway_facility(hub_factory, workdir: Path, users: dict = USERS, **config) -> dict:
@@ -224,11 +209,12 @@ def events(facility, event: str) -> list[dict]:
     return [e for e in map(json.loads, lines) if e["event"] == event]
 
 
-def wait_until(predicate, timeout: float = 60, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise TimeoutError(f"{what} not reached within {timeout}s")
+def scale_warnings(cluster, n: int) -> list[str]:
+    """Ask ``cluster`` (a dask_gateway GatewayCluster) for ``n`` workers; return the
+    messages of the GatewayWarnings that raised (the gateway's capping sentences)."""
+    from dask_gateway.client import GatewayWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cluster.scale(n)
+    return [str(w.message) for w in caught if issubclass(w.category, GatewayWarning)]

@@ -193,6 +193,29 @@ def remove_unix_user(name: str) -> None:
     subprocess.run(["userdel", "-r", "-f", name], capture_output=True, check=False)
 
 
+def pinned_venv(path: Path, pins: list[str]) -> Path:
+    """A venv at ``path`` that any user can run, with exactly ``pins`` installed by
+    Debian's python3 (made again only when ``pins`` change; a stamp file records them).
+
+    Called by ``batch_venv`` and ``dask_job_venv``: Slurm jobs run as other unix users,
+    who cannot read the test venv."""
+    stamp = path / "jhub-af-pins.txt"
+    if stamp.exists() and stamp.read_text() == "\n".join(pins):
+        return path
+    shutil.rmtree(path, ignore_errors=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # job users must be able to run it
+    os.chmod(path.parent, 0o755)  # noqa: S103
+    subprocess.run(["/usr/bin/python3", "-m", "venv", str(path)], check=True)
+    subprocess.run(
+        [str(path / "bin" / "pip"), "install", "-q", *pins],
+        check=True,
+        stdout=sys.stderr,
+    )
+    stamp.write_text("\n".join(pins))
+    return path
+
+
 def batch_venv() -> Path:
     """A venv any user can run, with the same jupyterhub and batchspawner as the tests."""
     import batchspawner
@@ -204,21 +227,7 @@ def batch_venv() -> Path:
         f"jupyter-server=={jupyter_server.__version__}",
         f"batchspawner=={batchspawner.__version__}",
     ]
-    stamp = BATCH_VENV / "jhub-af-pins.txt"
-    if stamp.exists() and stamp.read_text() == "\n".join(pins):
-        return BATCH_VENV
-    shutil.rmtree(BATCH_VENV, ignore_errors=True)
-    BATCH_VENV.parent.mkdir(parents=True, exist_ok=True)
-    # job users must be able to run it
-    os.chmod(BATCH_VENV.parent, 0o755)  # noqa: S103
-    subprocess.run(["/usr/bin/python3", "-m", "venv", str(BATCH_VENV)], check=True)
-    subprocess.run(
-        [str(BATCH_VENV / "bin" / "pip"), "install", "-q", *pins],
-        check=True,
-        stdout=sys.stderr,
-    )
-    stamp.write_text("\n".join(pins))
-    return BATCH_VENV
+    return pinned_venv(BATCH_VENV, pins)
 
 
 DASK_JOB_VENV = Path("/var/tmp/jhub-af-test/dask-job-venv")
@@ -231,18 +240,4 @@ def dask_job_venv() -> Path:
     from importlib.metadata import version
 
     names = ("dask", "distributed", "dask-gateway", "dask-gateway-server", "cloudpickle", "msgpack")
-    pins = [f"{name}=={version(name)}" for name in names]
-    stamp = DASK_JOB_VENV / "jhub-af-pins.txt"
-    if stamp.exists() and stamp.read_text() == "\n".join(pins):
-        return DASK_JOB_VENV
-    shutil.rmtree(DASK_JOB_VENV, ignore_errors=True)
-    DASK_JOB_VENV.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(DASK_JOB_VENV.parent, 0o755)  # noqa: S103
-    subprocess.run(["/usr/bin/python3", "-m", "venv", str(DASK_JOB_VENV)], check=True)
-    subprocess.run(
-        [str(DASK_JOB_VENV / "bin" / "pip"), "install", "-q", *pins],
-        check=True,
-        stdout=sys.stderr,
-    )
-    stamp.write_text("\n".join(pins))
-    return DASK_JOB_VENV
+    return pinned_venv(DASK_JOB_VENV, [f"{name}=={version(name)}" for name in names])

@@ -4,7 +4,7 @@ import pytest
 
 from jhub_af.auth import groups_from_claims, normalize_group
 from jhub_af.auth.claims import DEFAULT_ENTITLEMENT_PATTERNS as PATTERNS
-from jhub_af.auth.claims import MAX_GROUPS, group_from_entitlement
+from jhub_af.auth.claims import MAX_GROUPS, entitlement_pattern, group_from_entitlement
 
 
 @pytest.mark.parametrize(
@@ -41,6 +41,11 @@ def test_normalize_group(value, group):
         ("urn:mace:egi.eu:group:cms#aai.egi.eu", "/cms"),
         ("urn:mace:egi.eu:group:atlas:users", "/atlas/users"),
         ("urn:geant:cern.ch:group:atlas:higgs#cern.ch", "/atlas/higgs"),
+        # issue 15 item 8: another authority's entitlements are not groups
+        ("urn:geant:evil.example:group:atlas#evil.example", None),
+        ("urn:geant:cern.ch.evil.example:group:atlas", None),
+        ("urn:mace:egi.eu.evil.example:group:atlas", None),
+        ("urn:mace:egi.eu:x:group:atlas", None),
         ("urn:mace:dir:entitlement:common-lib-terms", None),
         ("urn:mace:egi.eu:group:<b>:role=member", None),
         (7, None),
@@ -48,6 +53,33 @@ def test_normalize_group(value, group):
 )
 def test_group_from_entitlement(urn, group):
     assert group_from_entitlement(urn, PATTERNS) == group
+
+
+@pytest.mark.parametrize(
+    ("namespace", "urn", "group"),
+    [
+        ("urn:geant:example.org", "urn:geant:example.org:group:cms:gpu#example.org", "/cms/gpu"),
+        ("urn:geant:example.org", "urn:geant:other.org:group:cms", None),
+        (
+            "urn:mace:egi.eu#aai.egi.eu",
+            "urn:mace:egi.eu:group:atlas:role=member#aai.egi.eu",
+            "/atlas",
+        ),
+        ("urn:mace:egi.eu#aai.egi.eu", "urn:mace:egi.eu:group:atlas#other.example", None),
+        ("urn:mace:egi.eu#aai.egi.eu", "urn:mace:egi.eu:group:atlas", None),
+        ("urn:mace:egi.eu", "urn:mace:egi.eu:group:atlas#any.example", "/atlas"),
+    ],
+)
+def test_entitlement_namespace_is_pinned(namespace, urn, group):
+    assert group_from_entitlement(urn, [entitlement_pattern(namespace)]) == group
+
+
+@pytest.mark.parametrize(
+    "namespace", ["urn:geant:*", "urn:geant:[^:]+", "urn:x:group:atlas", "", "egi.eu", "urn:x#"]
+)
+def test_entitlement_namespace_must_be_a_plain_urn(namespace):
+    with pytest.raises(ValueError, match=r"URN namespace|host name"):
+        entitlement_pattern(namespace)
 
 
 @pytest.mark.parametrize(

@@ -59,6 +59,11 @@ ACCOUNTS = {
     "alice-twin": {"sub": "sub-twin", "preferred_username": "Alice", "wlcg.groups": ["/atlas"]},
     "longname": {"sub": "sub-long", "preferred_username": "x" * 10_000, "wlcg.groups": ["/atlas"]},
     "blocked": {"sub": "sub-blocked", "preferred_username": "blocked", "wlcg.groups": ["/atlas"]},
+    "atlasonly": {
+        "sub": "sub-atlasonly",
+        "preferred_username": "atlasonly",
+        "wlcg.groups": ["/atlas"],
+    },
 }
 
 
@@ -76,7 +81,7 @@ def assert_not_logged(hub, idp, secrets) -> None:
 
 @pytest.fixture(scope="module")
 def ports():
-    return {"hub": free_port(), "nopkce": free_port()}
+    return {"hub": free_port(), "nopkce": free_port(), "groups": free_port()}
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +197,8 @@ def test_refused_with_a_page_that_says_why(hub, admin_token, username, status, t
 def test_blocked_user_is_refused(hub, admin_token):
     s, r = oidc_login_response(hub.url, "blocked")
     assert r.status_code == 403
+    assert "403 : Account blocked here" in page_text(r)
+    assert "Your account 'blocked' is blocked on this facility." in page_text(r)
     assert s.get(f"{hub.url}/hub/api/user", timeout=10).status_code == 403
     assert admin_get(hub.url, admin_token, "/users/blocked").status_code == 404
 
@@ -205,6 +212,40 @@ def test_colliding_username_does_not_take_over_the_account(hub, alice, admin_tok
     assert s.get(f"{hub.url}/hub/api/user", timeout=10).status_code == 403
     state = admin_get(hub.url, admin_token, "/users/alice").json()["auth_state"]
     assert state["oauth_user"]["sub"] == "sub-alice"
+
+
+@pytest.fixture(scope="module")
+def groups_hub(hub_factory, idp, ports, admin_token, tmp_path_factory):
+    """A hub that keeps GenericOAuthenticator's ``allowed_groups`` next to ``allowed_vos``."""
+    homes = str(tmp_path_factory.mktemp("homes3") / "{username}")
+    extra = 'c.IAMAuthenticator.allowed_groups = {"/atlas/users"}\n'
+    return hub_factory(
+        iam_hub_config(idp, ports["groups"], homes, extra),
+        port=ports["groups"],
+        env=iam_hub_env(idp, admin_token),
+    )
+
+
+def test_allowed_groups_refuses_a_vo_member_outside_the_group(groups_hub, admin_token):
+    # issue 15 item 2: allowed_groups was silently ignored, admitting every /atlas member
+    s, r = oidc_login_response(groups_hub.url, "atlasonly")
+    assert r.status_code == 403
+    assert "403 : Not admitted to this facility" in page_text(r)
+    assert (
+        "Your VO /atlas is admitted, but this facility admits only members of /atlas/users. "
+        "Ask your VO administrator to add you to one of these groups in IAM"
+    ) in page_text(r)
+    assert s.get(f"{groups_hub.url}/hub/api/user", timeout=10).status_code == 403
+    # neither the user nor their auth_state (tokens) was stored
+    assert admin_get(groups_hub.url, admin_token, "/users/atlasonly").status_code == 404
+    # a member of the group signs in, and so does an admin by group (OAuthenticator's rule)
+    me = oidc_login(groups_hub.url, "alice").get(f"{groups_hub.url}/hub/api/user", timeout=10)
+    assert sorted(me.json()["groups"]) == ["/atlas", "/atlas/users"]
+    assert (
+        oidc_login(groups_hub.url, "boss")
+        .get(f"{groups_hub.url}/hub/api/user", timeout=10)
+        .json()["admin"]
+    )
 
 
 def _start_login(hub_url: str):

@@ -5,7 +5,9 @@ IAM's userinfo also has ``groups`` (``atlas/users``); EGI Check-in and others
 use ``eduperson_entitlement`` URNs
 (``urn:mace:egi.eu:group:atlas:users:role=member#aai.egi.eu``). All of them
 become the same group path, ``/atlas/users``. Claims come from outside: a value
-that is not a plain group path is dropped, never passed on.
+that is not a plain group path is dropped, never passed on, and an entitlement
+is read only when its namespace (``urn:mace:egi.eu``, ``urn:geant:cern.ch``) is
+one the admin trusts: anyone can mint ``urn:geant:<their domain>:group:atlas``.
 """
 
 from __future__ import annotations
@@ -16,11 +18,41 @@ from dataclasses import dataclass
 
 DEFAULT_GROUP_CLAIMS = ("wlcg.groups", "groups", "eduperson_entitlement")
 
-# the VO and subgroups sit before ":role=" and "#authority"; ":" separates levels
-DEFAULT_ENTITLEMENT_PATTERNS = (
-    r"^urn:mace:egi\.eu:group:(?P<group>[^#]+?)(?::role=[^:#]*)?(?:#.*)?$",
-    r"^urn:geant:[^:]+:group:(?P<group>[^#]+?)(?::role=[^:#]*)?(?:#.*)?$",
-)
+# the namespaces whose entitlements were read before namespaces were pinned and that
+# the docs and tests use: EGI Check-in's, and CERN's GEANT namespace
+DEFAULT_ENTITLEMENT_NAMESPACES = ("urn:mace:egi.eu", "urn:geant:cern.ch")
+
+# AARC-G002: <namespace>:group:<VO>[:<subgroup>...][:role=<role>]#<group authority>
+_NAMESPACE = re.compile(r"^urn(?::[A-Za-z0-9][A-Za-z0-9._-]*)+$")
+_AUTHORITY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def entitlement_pattern(namespace: str) -> str:
+    """The regular expression that reads the group out of an entitlement of ``namespace``.
+
+    ``namespace`` is a URN namespace, ``urn:mace:egi.eu`` or ``urn:geant:cern.ch``,
+    optionally followed by ``#<group authority>`` (``urn:mace:egi.eu#aai.egi.eu``),
+    which then must end the entitlement; without it any authority (or none) is
+    accepted. Raises ValueError for anything else (a wildcard, ``:group:`` in the
+    namespace, an empty string). Called by ``IAMAuthenticator`` for each entry of
+    its ``entitlement_namespaces``.
+    """
+    if not isinstance(namespace, str):
+        raise ValueError(f"{namespace!r} is not a string")
+    urn, hashed, authority = namespace.strip().partition("#")
+    if not _NAMESPACE.fullmatch(urn) or urn.endswith(":group") or ":group:" in urn:
+        raise ValueError(
+            f"{namespace!r} is not a URN namespace such as 'urn:mace:egi.eu' or "
+            "'urn:geant:cern.ch' (the part before ':group:')"
+        )
+    if hashed and not _AUTHORITY.fullmatch(authority):
+        raise ValueError(f"{namespace!r}: the group authority after '#' must be a host name")
+    tail = "#" + re.escape(authority) if hashed else "(?:#.*)?"
+    # the VO and subgroups sit before ":role=" and "#authority"; ":" separates levels
+    return rf"^{re.escape(urn)}:group:(?P<group>[^#]+?)(?::role=[^:#]*)?{tail}$"
+
+
+DEFAULT_ENTITLEMENT_PATTERNS = tuple(map(entitlement_pattern, DEFAULT_ENTITLEMENT_NAMESPACES))
 
 # a group path: segments of letters, digits, '.', '_', '-'
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

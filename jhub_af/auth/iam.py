@@ -6,7 +6,9 @@ and VO groups need:
 - the ID token verified (signature against the JWKS with key rotation, issuer,
   audience, expiry) and a ``nonce`` sent and checked;
 - groups from ``wlcg.groups``, ``groups`` and ``eduperson_entitlement`` claims
-  (:mod:`.claims`), admission by VO (:mod:`.vo`), admins by group;
+  (:mod:`.claims`, entitlements only from the namespaces the admin trusts),
+  admission by VO (:mod:`.vo`) and then by OAuthenticator's own ``allowed_users``,
+  ``allowed_groups`` and ``blocked_users``, admins by user or group;
 - access tokens refreshed before they run out, and a refused refresh turned
   into a new login;
 - refusals on a page that says why and what to do (:class:`.LoginDenied`).
@@ -24,14 +26,19 @@ from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler
 from tornado import web
 from tornado.httpclient import HTTPClientError
-from traitlets import Bool, Integer, List, Unicode, default
+from traitlets import Bool, Integer, List, TraitError, Unicode, default, validate
 
 from .bearer import BEARER_TOKEN_ROUTE, BearerTokenHandler
-from .claims import DEFAULT_ENTITLEMENT_PATTERNS, DEFAULT_GROUP_CLAIMS, groups_from_claims
+from .claims import (
+    DEFAULT_ENTITLEMENT_NAMESPACES,
+    DEFAULT_GROUP_CLAIMS,
+    entitlement_pattern,
+    groups_from_claims,
+)
 from .denial import DenialPageMixin, LoginDenied
 from .id_token import DEFAULT_ALGORITHMS, IDTokenInvalid
 from .provider import IdPUnreachable, OIDCProvider
-from .vo import admit_by_vo
+from .vo import admit_by_vo, vos_of
 
 NONCE_COOKIE = "jhub-af-oidc-nonce"
 NOTICE_COOKIE = "jhub-af-notice"  # a fixed code the login page explains (templates/)
@@ -154,21 +161,46 @@ class IAMAuthenticator(GenericOAuthenticator):
         Userinfo claims that carry VO groups; the groups of every one present are
         joined. ``wlcg.groups`` holds paths (``/atlas/users``), ``groups`` holds
         IAM group names (``atlas/users``), and ``eduperson_entitlement`` holds URNs
-        read with ``entitlement_patterns``. All become paths like ``/atlas/users``,
+        read from ``entitlement_namespaces`` (and ``entitlement_patterns``). All
+        become paths like ``/atlas/users``,
         which are the JupyterHub group names. A login whose userinfo has none of
         these claims is refused.
         """,
     )
 
-    entitlement_patterns = List(
+    entitlement_namespaces = List(
         Unicode(),
-        default_value=list(DEFAULT_ENTITLEMENT_PATTERNS),
+        default_value=list(DEFAULT_ENTITLEMENT_NAMESPACES),
         config=True,
         help="""
-        Regular expressions that read a group out of an ``eduperson_entitlement``
-        URN. Each has a named group ``group`` whose ``:`` separate subgroups, so
-        ``urn:mace:egi.eu:group:atlas:users:role=member#aai.egi.eu`` gives
-        ``/atlas/users``. Entitlements that match none are ignored.
+        The URN namespaces whose ``eduperson_entitlement`` values are read as
+        groups (AARC-G002: ``<namespace>:group:<VO>[:<subgroup>...][:role=<role>]
+        #<group authority>``). Only an entitlement whose namespace is listed
+        exactly becomes a group; any other is ignored, because anyone running an
+        IdP can write ``urn:geant:<their own domain>:group:atlas``.
+
+        Examples: EGI Check-in's ``urn:mace:egi.eu`` reads
+        ``urn:mace:egi.eu:group:atlas:users:role=member#aai.egi.eu`` as
+        ``/atlas/users``; a GEANT-style namespace names its authority,
+        ``urn:geant:cern.ch`` for ``urn:geant:cern.ch:group:atlas#cern.ch``.
+        Append ``#<group authority>`` to also require the authority that ends
+        the entitlement: ``urn:mace:egi.eu#aai.egi.eu``.
+
+        Default: ``["urn:mace:egi.eu", "urn:geant:cern.ch"]``. An empty list
+        ignores entitlements (unless ``entitlement_patterns`` reads them).
+        """,
+    )
+
+    entitlement_patterns = List(
+        Unicode(),
+        config=True,
+        help="""
+        Regular expressions for entitlement forms that do not follow AARC-G002
+        (``entitlement_namespaces`` covers those that do). Each has a named group
+        ``group`` whose ``:`` separate subgroups. Write the namespace literally
+        into the pattern: a pattern that accepts any namespace accepts groups
+        from anyone. Default: none (the EGI and GEANT forms are read through
+        ``entitlement_namespaces``).
         """,
     )
 
@@ -178,8 +210,13 @@ class IAMAuthenticator(GenericOAuthenticator):
         help="""
         VOs whose members may sign in, as top-level groups: ``["/atlas", "/cms"]``.
         Membership of a subgroup (``/atlas/users``) counts. An empty list admits
-        members of any VO, but never a user with no VO. Admins and blocked users
-        are set with ``admin_groups`` and ``blocked_users``.
+        members of any VO, but never a user with no VO.
+
+        Every user must pass this rule; OAuthenticator's ``allowed_users`` and
+        ``allowed_groups`` (``{"/atlas/users"}``), when set, narrow it further:
+        a user must then also be listed or in one of the groups. Admins are set
+        with ``admin_users`` and ``admin_groups`` (they still need an admitted
+        VO), and ``blocked_users`` are refused whatever their groups.
         """,
     )
 
@@ -246,8 +283,33 @@ class IAMAuthenticator(GenericOAuthenticator):
 
     @default("allow_all")
     def _default_allow_all(self):
-        # allowed_vos decides who may sign in (update_auth_model)
-        return True
+        # the VO rule (update_auth_model) alone decides, unless OAuthenticator's own
+        # allow config narrows it; then check_allowed must run (JupyterHub skips it
+        # when allow_all is True)
+        return not any(getattr(self, name) for name in _NARROWING)
+
+    @validate("entitlement_namespaces")
+    def _valid_namespaces(self, proposal):
+        for namespace in proposal.value:
+            try:
+                entitlement_pattern(namespace)
+            except ValueError as e:
+                raise TraitError(f"{type(self).__name__}.entitlement_namespaces: {e}") from e
+        return proposal.value
+
+    @validate("entitlement_patterns")
+    def _valid_patterns(self, proposal):
+        for pattern in proposal.value:
+            try:
+                named = "group" in re.compile(pattern).groupindex
+            except re.error as e:
+                named = False
+                why = f"is not a regular expression ({e})"
+            else:
+                why = "has no named group 'group'"
+            if not named:
+                raise TraitError(f"{type(self).__name__}.entitlement_patterns: {pattern!r} {why}")
+        return proposal.value
 
     @default("refresh_pre_spawn")
     def _default_refresh_pre_spawn(self):
@@ -284,6 +346,80 @@ class IAMAuthenticator(GenericOAuthenticator):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._subject_of: dict[str, str] = {}  # username -> IAM subject, once signed in
+
+    @property
+    def entitlement_regexes(self) -> tuple[str, ...]:
+        """The patterns of ``entitlement_namespaces`` then ``entitlement_patterns``.
+
+        Read by :meth:`update_auth_model` at each login and refresh."""
+        from_namespaces = map(entitlement_pattern, self.entitlement_namespaces)
+        return (*from_namespaces, *self.entitlement_patterns)
+
+    def check_allow_config(self):
+        """JupyterHub's start-up check of the allow config (JupyterHub 5+): its warning,
+        and a ValueError naming the options when ``allow_all = True`` is set together
+        with ``allowed_users``, ``allowed_groups``, ``allowed_scopes`` or
+        ``allow_existing_users``, which it would silently override. Called by
+        JupyterHub once, before it serves."""
+        super().check_allow_config()
+        narrowing = [name for name in _NARROWING if getattr(self, name)]
+        if self.allow_all and narrowing:
+            cls = type(self).__name__
+            raise ValueError(
+                f"{cls}.allow_all = True admits every member of {cls}.allowed_vos and "
+                f"would make {cls}.{narrowing[0]} ignored: remove {cls}.allow_all (it "
+                f"is False by default when {cls}.{narrowing[0]} is set)"
+            )
+
+    def check_blocked_users(self, username, authentication=None):
+        """JupyterHub's check of ``blocked_users``: True when ``username`` is not blocked.
+
+        Raises LoginDenied (the page says the account is blocked) instead of
+        returning False. Called by JupyterHub after :meth:`authenticate`, and by
+        :meth:`refreshed_auth_model`."""
+        if super().check_blocked_users(username, authentication):
+            return True
+        self.log.warning("IAM login of %s refused: in blocked_users", username)
+        raise LoginDenied(
+            "Account blocked here",
+            f"Your account {username!r} is blocked on this facility. If you think this "
+            "is a mistake, ask the facility's admins.",
+        )
+
+    async def check_allowed(self, username, auth_model):
+        """OAuthenticator's check of ``allowed_users``, ``allowed_groups``,
+        ``allowed_scopes`` and admins, for a user who already passed the VO rule in
+        :meth:`update_auth_model`. Returns True; raises LoginDenied (the page names
+        the groups this facility admits) where OAuthenticator returns False.
+        Called by JupyterHub unless ``allow_all``, and by :meth:`refreshed_auth_model`."""
+        if await super().check_allowed(username, auth_model):
+            return True
+        self.log.warning("IAM login of %s refused: not in allowed_users/allowed_groups", username)
+        raise LoginDenied(
+            "Not admitted to this facility", self._not_allowed_advice(username, auth_model)
+        )
+
+    def _not_allowed_advice(self, username: str, auth_model: dict) -> str:
+        vos = vos_of(auth_model.get("groups") or ())
+        if len(vos) == 1:
+            yours = f"Your VO {vos[0]} is admitted"
+        else:
+            yours = f"Your VOs {', '.join(vos)} are admitted"
+        only = []
+        if self.allowed_groups:
+            only.append("members of " + ", ".join(sorted(self.allowed_groups)))
+        if self.allowed_users:
+            only.append("the users it lists by name")
+        if self.allowed_scopes:
+            only.append("sign-ins granted the scopes " + ", ".join(sorted(self.allowed_scopes)))
+        if self.allowed_groups:
+            ask = (
+                "Ask your VO administrator to add you to one of these groups in IAM, or "
+                "ask this facility's admins for access, then sign in again."
+            )
+        else:
+            ask = f"Ask this facility's admins to admit your username {username!r}."
+        return f"{yours}, but this facility admits only {' or '.join(only)}. {ask}"
 
     def get_handlers(self, app):
         """OAuthenticator's login and callback routes plus the bearer-token API
@@ -486,7 +622,7 @@ class IAMAuthenticator(GenericOAuthenticator):
         user_info = auth_model["auth_state"][self.user_auth_state_key]
         if self.show_claims_in_log:
             self.log.info("IAM claims for %s: %s", auth_model["name"], sorted(user_info))
-        claimed = groups_from_claims(user_info, self.group_claims, self.entitlement_patterns)
+        claimed = groups_from_claims(user_info, self.group_claims, self.entitlement_regexes)
         if claimed.dropped:
             self.log.warning(
                 "Ignored %d group values of %s that are not group paths",
@@ -569,8 +705,20 @@ class IAMAuthenticator(GenericOAuthenticator):
                 # IAM now maps this session to another name or account
                 self.log.warning("Auth refresh of %s: IAM identity changed; new login", user.name)
                 return None
-            return model
+            return model if await self._still_allowed(model) else None
         return None
+
+    async def _still_allowed(self, model: dict) -> bool:
+        """Whether a refreshed user still passes ``blocked_users`` and ``check_allowed``
+        (removed from an allowed group in IAM: the session ends; the new login says why)."""
+        try:
+            self.check_blocked_users(model["name"], model)
+            if not self.allow_all:
+                await self.check_allowed(model["name"], model)
+        except LoginDenied as e:
+            self.log.warning("Auth refresh of %s: %s; new login needed", model["name"], e.reason)
+            return False
+        return True
 
     async def _refresh_tokens(self, user, auth_state) -> dict | None:
         refresh_token = auth_state.get("refresh_token")
@@ -602,6 +750,11 @@ class IAMAuthenticator(GenericOAuthenticator):
 def _same(a: object, b: object) -> bool:
     """Constant-time equality of two subjects (any characters)."""
     return secrets.compare_digest(str(a).encode(), str(b).encode())
+
+
+# OAuthenticator's allow config that narrows the VO rule (allow_existing_users adds
+# existing users to allowed_users, which JupyterHub does only when allow_all is False)
+_NARROWING = ("allowed_users", "allowed_groups", "allowed_scopes", "allow_existing_users")
 
 
 class _TokenRejected(Exception):

@@ -1,4 +1,5 @@
-"""af-ssh in the demo: `--ssh-port`, refused when taken, and a service with no scopes."""
+"""af-ssh in the demo: `--ssh-port`, refused when taken, a service with no scopes, and
+the SSH scope on users' tokens (not on their servers')."""
 
 from __future__ import annotations
 
@@ -57,3 +58,14 @@ def test_the_demo_runs_af_ssh_as_a_managed_service_without_scopes(demo_config, t
     # it acts only with the tokens users log in with: no role gives it any scope
     roles = c.JupyterHub.get("load_roles", [])
     assert not [r for r in roles if "af-ssh" in r.get("services", [])]
+
+
+def test_the_demo_gives_the_ssh_scope_to_users_and_not_to_their_servers(demo_config):
+    c = demo_config
+    assert "custom:jhub-af:ssh" in c.JupyterHub.custom_scopes
+    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
+    assert "custom:jhub-af:ssh!user" in roles["user"]["scopes"]
+    assert "self" in roles["user"]["scopes"]
+    assert not [s for s in roles["server"]["scopes"] if s.startswith("custom:jhub-af:ssh")]
+    # the other components' scopes are kept
+    assert "custom:jhub-af:accounting-reserve" in c.JupyterHub.custom_scopes

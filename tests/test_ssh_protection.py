@@ -1,12 +1,14 @@
 """af-ssh's protections, with af-ssh processes of the test's own against a real hub:
-rate limits under 1,000 failed logins, idle timeout, the kept host key, the admin
-opt-in, and the binary channel's own refusals in the user's server."""
+1,000 failed logins from one address lock nobody out, only tokens meant for SSH log
+in, idle timeout, the kept host key, the admin opt-in, and the binary channel's own
+refusals in the user's server."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import re
 import secrets
 import stat
 
@@ -31,6 +33,10 @@ c.JupyterHub.services = [{{"name": "af-ssh", "api_token": {token!r}}}]
 c.JupyterHub.load_roles = [
     {{"name": "af-ssh", "services": ["af-ssh"], "scopes": ["access:servers"]}},
 ]
+# users' tokens carry custom:jhub-af:ssh, their servers' tokens do not
+from jhub_af.hub import add_roles
+from jhub_af.ssh import ssh_hub_config
+add_roles(c, ssh_hub_config(c))
 """
 
 
@@ -45,7 +51,7 @@ def hub(hub_factory, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sessions(hub):
-    return {name: login(hub.url, name, "any") for name in ("dave", "bob", "root")}
+    return {name: login(hub.url, name, "any") for name in ("alice", "dave", "bob", "root")}
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +88,10 @@ class Guesser(asyncssh.SSHClient):
         return secrets.token_hex(16)
 
 
-async def _guess(port: int, user: str, source: str, tries: int) -> int:
+async def _guess(port: int, user: str, source: str, tries: int) -> tuple[int, str]:
+    """(wrong tokens tried, af-ssh's reason for ending the connection)."""
     client = Guesser(tries)
-    with pytest.raises(asyncssh.PermissionDenied):
+    with pytest.raises(asyncssh.PermissionDenied) as refused:
         await ssh_connect(
             port,
             user,
@@ -94,37 +101,117 @@ async def _guess(port: int, user: str, source: str, tries: int) -> int:
             kbdint_auth=False,
             client_factory=lambda: client,
         )
-    return tries - client.tries
+    return tries - client.tries, refused.value.reason
 
 
-async def test_a_thousand_failed_logins_are_rate_limited_and_others_still_served(
-    hub, tokens, af_ssh
-):
+async def _in_log(process, text: str, timeout: float) -> None:
+    """Until ``text`` is in ``process``'s log, letting the event loop run meanwhile."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while text not in process.log.read_text():
+        assert asyncio.get_running_loop().time() < deadline, f"not in the log: {text}"
+        await asyncio.sleep(0.2)
+
+
+STORM = "127.0.0.50"
+LIMITED = f"SSH: source {STORM} rate-limited after 20 failed logins within 300 seconds"
+
+
+async def test_a_thousand_failed_logins_from_one_address_lock_nobody_out(hub, tokens, af_ssh):
     before = _hub_token_checks(hub)
-    done = 0
-    while done < 1000:
-        batch = [_guess(af_ssh.port, "bob", "127.0.0.2", 20) for _ in range(10)]
-        done += sum(await asyncio.gather(*batch))
-    assert done >= 1000
-    # after the lockout the hub was not asked any more
-    asked = _hub_token_checks(hub) - before
-    assert 0 < asked <= 20
+    failed, reasons = 0, []
+
+    async def storm():
+        nonlocal failed
+        while failed < 1000:
+            batch = [_guess(af_ssh.port, "alice", STORM, 20) for _ in range(10)]
+            for tried, reason in await asyncio.gather(*batch):
+                failed += tried
+                reasons.append(reason)
+
+    attack = asyncio.ensure_future(storm())
+    try:
+        await _in_log(af_ssh, LIMITED, 120)
+        # during the storm, alice logs in with her token from another address and
+        # from the attacked one: a valid token is never refused for failures
+        elsewhere = await ssh_connect(af_ssh.port, "alice", tokens["alice"], "127.0.0.51")
+        same = await ssh_connect(af_ssh.port, "alice", tokens["alice"], STORM)
+        assert not attack.done() and failed < 1000
+        await attack
+    finally:
+        attack.cancel()
+    assert failed >= 1000
+    for conn in (elsewhere, same):
+        async with conn:
+            assert (await conn.run("echo served", check=True)).stdout == "served\n"
+    # the attacked address was told why, plainly, and when it may retry
+    told = re.fullmatch(
+        rf"af-ssh: too many failed logins from your address \({STORM}\): it is rate-limited "
+        r"for (\d+) more seconds, and every wrong token ends the connection\. A valid token "
+        rf"still logs in at once: paste yours again, or make a new one at {hub.url}/hub/token\.",
+        reasons[-1],
+    )
+    assert told and 290 < int(told[1]) <= 300, reasons[-1]
+    r = openssh("ssh", af_ssh.port, secrets.token_hex(16), ["-b", STORM, "alice@127.0.0.1"])
+    assert r.returncode == 255, r.stderr
+    assert re.search(rb"rate-limited for \d+ more seconds.*/hub/token\.", r.stderr), r.stderr
     log = af_ssh.log.read_text()
-    assert "SSH: source 127.0.0.2 locked out after repeated failures" in log
-    assert "too many failures from this source" in log
+    assert log.count(LIMITED) == 1  # said once, however long the storm
+    assert "SSH login: 'alice' from 127.0.0.51 (token of the user)" in log
+    assert f"SSH login: 'alice' from {STORM} (token of the user)" in log
+    # every try was a real answer from the hub (one at a time from the limited address)
+    assert _hub_token_checks(hub) - before >= 1000
     # others keep being served
     async with await ssh_connect(af_ssh.port, "dave", tokens["dave"]) as conn:
-        result = await conn.run("echo served", check=True)
-        assert result.stdout == "served\n"
-    # the locked-out source is refused even with a right token ...
-    with pytest.raises(asyncssh.PermissionDenied):
-        await ssh_connect(af_ssh.port, "dave", tokens["dave"], source="127.0.0.2")
-    # ... and so is the attacked name, from anywhere, even with its right token
-    with pytest.raises(asyncssh.PermissionDenied):
-        await ssh_connect(af_ssh.port, "bob", tokens["bob"], source="127.0.0.3")
-    log = af_ssh.log.read_text()
-    assert "SSH login refused: 'bob' from 127.0.0.3: too many failures for this user" in log
+        assert (await conn.run("echo served", check=True)).stdout == "served\n"
     assert af_ssh.alive()
+
+
+# -- only tokens meant for SSH
+
+
+def _not_for_ssh(hub) -> str:
+    return (
+        "af-ssh: this token is not meant for SSH (it lacks custom:jhub-af:ssh). Make a new "
+        f"token on the hub's token page, {hub.url}/hub/token, keeping its default "
+        "permissions, and log in with that one."
+    )
+
+
+async def test_a_token_from_the_token_page_logs_in(hub, sessions, af_ssh):
+    # what /hub/token sends: no scopes, so the token has the user's own
+    r = sessions["alice"].post(f"{hub.url}/hub/api/users/alice/tokens", json={}, timeout=10)
+    r.raise_for_status()
+    async with await ssh_connect(af_ssh.port, "alice", r.json()["token"], "127.0.0.52") as conn:
+        assert (await conn.run("echo in", check=True)).stdout == "in\n"
+
+
+async def test_the_servers_own_token_is_refused_with_where_to_make_one(hub, tokens, af_ssh):
+    # the token services receive from alice's server (af-accounting, the Dask Gateway)
+    async with await ssh_connect(af_ssh.port, "alice", tokens["alice"]) as conn:
+        result = await conn.run("printenv JUPYTERHUB_API_TOKEN", check=True)
+    server_token = result.stdout.strip()
+    assert server_token and server_token != tokens["alice"]
+    r = requests.get(
+        f"{hub.url}/hub/api/user", headers={"Authorization": f"token {server_token}"}, timeout=10
+    )
+    assert r.json()["name"] == "alice"  # a valid token of alice's ...
+    with pytest.raises(asyncssh.PermissionDenied) as refused:  # ... that opens no session
+        await ssh_connect(af_ssh.port, "alice", server_token, "127.0.0.53")
+    assert refused.value.reason == _not_for_ssh(hub)
+    assert "SSH login refused: 'alice' from 127.0.0.53: the token is not meant for SSH" in (
+        af_ssh.log.read_text()
+    )
+    assert server_token not in af_ssh.log.read_text()
+
+
+async def test_a_token_with_only_read_users_name_is_refused_with_a_sentence(hub, sessions, af_ssh):
+    token = hub_token(sessions["alice"], hub.url, "alice", scopes=["read:users:name!user=alice"])
+    with pytest.raises(asyncssh.PermissionDenied) as refused:
+        await ssh_connect(af_ssh.port, "alice", token, "127.0.0.54")
+    assert refused.value.reason == _not_for_ssh(hub)
+    # OpenSSH prints it at the prompt
+    r = openssh("ssh", af_ssh.port, token, ["-b", "127.0.0.54", "alice@127.0.0.1", "true"])
+    assert r.returncode == 255 and _not_for_ssh(hub).encode() in r.stderr, r.stderr
 
 
 async def test_an_admin_token_opens_another_server_only_with_the_opt_in(hub, tokens, af_ssh):

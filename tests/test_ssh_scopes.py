@@ -9,6 +9,7 @@ from jhub_af.ssh.scopes import has_scope
 
 ACCESS = "access:servers!server=alice/"  # may use alice's default server
 START = "servers!user=alice"  # may start it
+SSH = "custom:jhub-af:ssh!user=alice"  # is meant for SSH as alice
 
 CASES = [
     # (id, required, the token's scopes, granted)
@@ -38,6 +39,15 @@ CASES = [
     ("unfiltered required, filtered held", "servers", ["servers!user=alice"], False),
     ("unfiltered required, unfiltered held", "servers", ["servers"], True),
     ("server required, user name without a slash", "servers!server=alice", [START], True),
+    ("ssh: a token-page token (the user role)", SSH, [SSH, "access:servers!user=alice"], True),
+    (
+        "ssh: the server's own token (the server role)",
+        SSH,
+        ["access:servers!server=alice/", "users:activity!user=alice"],
+        False,
+    ),
+    ("ssh: another user's", SSH, ["custom:jhub-af:ssh!user=bob"], False),
+    ("ssh: a longer custom scope", SSH, ["custom:jhub-af:ssh-x!user=alice"], False),
 ]
 
 

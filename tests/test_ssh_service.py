@@ -301,7 +301,8 @@ def test_a_profile_the_user_may_not_use_is_refused_with_the_reason(facility):
 
 def test_a_token_that_may_not_start_the_server_says_how_to_start_it(facility):
     assert facility.server("bob") is None
-    token = facility.token("bob", scopes=["access:servers!user=bob", "read:servers!user=bob"])
+    scopes = ["custom:jhub-af:ssh!user=bob", "access:servers!user=bob", "read:servers!user=bob"]
+    token = facility.token("bob", scopes=scopes)
     r = facility.ssh(token, "bob", "echo never", source="127.0.0.20")
     assert r.returncode == 1
     assert b"this token may not start it" in r.stderr
@@ -325,7 +326,7 @@ def _refused(r) -> bool:
         ("an admin's token", "the token belongs to another user"),
         ("expired token", "invalid, expired or revoked token"),
         ("revoked token", "invalid, expired or revoked token"),
-        ("token without access:servers", "needs access:servers"),
+        ("SSH token without access:servers", "needs access:servers"),
     ],
 )
 def test_bad_passwords_are_refused_and_logged(facility, alice_running, case, reason):
@@ -347,7 +348,8 @@ def test_bad_passwords_are_refused_and_logged(facility, alice_running, case, rea
         facility.tokens.append(password)
         s.delete(f"{facility.url}/hub/api/users/alice/tokens/{r.json()['id']}", timeout=10)
     else:
-        password = facility.token("alice", scopes=["read:users:name!user=alice"])
+        scopes = ["custom:jhub-af:ssh!user=alice", "read:users:name!user=alice"]
+        password = facility.token("alice", scopes=scopes)
     before = len(facility.log())
     source = f"127.0.0.{30 + len(facility.tokens)}"  # never lock the tests' own source out
     r = facility.ssh(password, "alice", "touch pwned", source=source)

@@ -1,7 +1,10 @@
-"""af-ssh's pure parts: login names, failure limits, and the SFTP guard on real files."""
+"""af-ssh's own parts: login names, failure limits, the login decision against a fake hub,
+the hub config, and the SFTP guard on real files."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import struct
 
@@ -26,8 +29,9 @@ from jhub_af.lab.sftp_guard import (
     SYMLINK,
     SFTPGuard,
 )
-from jhub_af.ssh import BadLoginName, LoginName, parse_login
-from jhub_af.ssh.limits import FailureLimiter
+from jhub_af.ssh import BadLoginName, LoginName, parse_login, ssh_hub_config
+from jhub_af.ssh.limits import SourceLimiter
+from jhub_af.ssh.login import LoginChecker, LoginRefused
 from jhub_af.ssh.names import shown
 
 
@@ -83,27 +87,158 @@ class Clock:
         return self.now
 
 
-def test_limiter_locks_after_max_failures_within_window_then_expires():
+def test_a_source_is_rate_limited_after_max_failures_within_the_window_then_freed():
     clock = Clock()
-    limiter = FailureLimiter(max_failures=3, window=10, lockout=60, clock=clock)
-    assert not limiter.failed("bob") and not limiter.failed("bob")
-    assert not limiter.locked("bob")
-    assert limiter.failed("bob")  # the third one locks
-    assert limiter.locked("bob") and not limiter.locked("alice")
-    clock.now += 59
-    assert limiter.locked("bob")
+    limiter = SourceLimiter(max_failures=3, window=10, max_sources=100, clock=clock)
+    assert not limiter.failed("10.0.0.1") and not limiter.failed("10.0.0.1")
+    assert limiter.retry_after("10.0.0.1") == 0 and limiter.turn("10.0.0.1") is None
+    clock.now += 4
+    assert limiter.failed("10.0.0.1")  # the third one limits (said once)
+    assert limiter.retry_after("10.0.0.1") == 6  # when the first of the three is 10 s old
+    assert limiter.turn("10.0.0.1") is not None
+    assert limiter.retry_after("10.0.0.2") == 0  # others are not limited
     clock.now += 2
-    assert not limiter.locked("bob")
+    assert not limiter.failed("10.0.0.1")  # still limited: not said again
+    # the last three (at 1000, 1004, 1006): limited until the one at 1000 is 10 s old
+    assert limiter.retry_after("10.0.0.1") == 4
+    clock.now += 4
+    assert limiter.retry_after("10.0.0.1") == 0 and limiter.turn("10.0.0.1") is None
 
 
-def test_limiter_forgets_failures_outside_the_window():
+def test_failures_outside_the_window_do_not_count():
     clock = Clock()
-    limiter = FailureLimiter(max_failures=3, window=10, lockout=60, clock=clock)
-    limiter.failed("bob")
-    limiter.failed("bob")
+    limiter = SourceLimiter(max_failures=3, window=10, max_sources=100, clock=clock)
+    limiter.failed("10.0.0.1")
+    limiter.failed("10.0.0.1")
     clock.now += 11
-    assert not limiter.failed("bob")
-    assert not limiter.locked("bob")
+    assert not limiter.failed("10.0.0.1")
+    assert limiter.retry_after("10.0.0.1") == 0
+
+
+def test_the_limiter_memory_is_bounded_whatever_is_sent():
+    clock = Clock()
+    limiter = SourceLimiter(max_failures=5, window=300, max_sources=100, clock=clock)
+    for i in range(100_000):  # a flood from many addresses
+        limiter.failed(f"2001:db8::{i:x}")
+        clock.now += 0.001
+    assert len(limiter) == 100
+    # the most recent sources are kept, the oldest forgotten
+    assert limiter.retry_after("2001:db8::1") == 0
+    for _ in range(10_000):  # a flood from one address keeps only its last 5 times
+        limiter.failed("10.0.0.1")
+    assert len(limiter) == 100
+    assert len(limiter._sources["10.0.0.1"].failures) == 5
+    assert limiter.retry_after("10.0.0.1") > 0
+
+
+# -- the login decision, against a fake hub
+
+TOKENS = {
+    # token -> GET /hub/api/user as the hub answers it
+    "a" * 32: {  # from the token page: the user's scopes, with the SSH scope
+        "kind": "user",
+        "name": "alice",
+        "scopes": ["custom:jhub-af:ssh!user=alice", "access:servers!user=alice"],
+    },
+    "s" * 32: {  # alice's server's own token (the server role)
+        "kind": "user",
+        "name": "alice",
+        "scopes": ["access:servers!server=alice/", "users:activity!user=alice"],
+    },
+    "r" * 32: {"kind": "user", "name": "alice", "scopes": ["read:users:name!user=alice"]},
+}
+
+
+class FakeHub:
+    def __init__(self):
+        self.asked = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def identify(self, token):
+        self.asked += 1
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(0.001)
+        self.in_flight -= 1
+        return TOKENS.get(token)
+
+
+def _checker(max_failures=3):
+    hub = FakeHub()
+    checker = LoginChecker(
+        hub,
+        SourceLimiter(max_failures, 300, 100),
+        allow_admin_access=False,
+        service_token="",
+        token_page="https://hub.example.org/hub/token",
+        log=logging.getLogger("test"),
+    )
+    return checker, hub
+
+
+async def test_a_valid_token_logs_in_from_a_rate_limited_source():
+    checker, _ = _checker()
+    for _ in range(2):
+        assert await checker.check("10.0.0.50", "alice", "x" * 32) is None
+    with pytest.raises(LoginRefused, match=r"rate-limited for 300 more seconds"):
+        await checker.check("10.0.0.50", "alice", "x" * 32)
+    login = await checker.check("10.0.0.50", "alice", "a" * 32)
+    assert login.name.user == "alice" and login.server_token == "a" * 32
+    # and from elsewhere, for the same name
+    assert (await checker.check("10.0.0.51", "alice", "a" * 32)).owner == "alice"
+
+
+async def test_a_rate_limited_source_is_told_how_long_and_what_to_do():
+    checker, _ = _checker(max_failures=1)
+    with pytest.raises(LoginRefused) as refused:
+        await checker.check("10.0.0.50", "bob", "x" * 32)
+    sentence = str(refused.value)
+    assert sentence.startswith("af-ssh: too many failed logins from your address (10.0.0.50)")
+    assert "rate-limited for 300 more seconds" in sentence
+    assert "https://hub.example.org/hub/token" in sentence
+    assert len(sentence) < 400 and "\n" not in sentence  # OpenSSH prints 400 characters
+
+
+async def test_a_rate_limited_source_is_checked_one_login_at_a_time():
+    checker, hub = _checker(max_failures=1)
+    with pytest.raises(LoginRefused):
+        await checker.check("10.0.0.50", "bob", "x" * 32)
+    results = await asyncio.gather(
+        *[checker.check("10.0.0.50", "bob", "x" * 32) for _ in range(50)],
+        checker.check("10.0.0.50", "alice", "a" * 32),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, LoginRefused) for r in results[:-1])
+    assert results[-1].owner == "alice"
+    assert hub.most_in_flight == 1
+    # other sources are not held up by it
+    hub.most_in_flight = 0
+    await asyncio.gather(*[checker.check(f"10.0.1.{i}", "alice", "a" * 32) for i in range(5)])
+    assert hub.most_in_flight == 5
+
+
+@pytest.mark.parametrize("token", ["s" * 32, "r" * 32], ids=["server token", "read-only"])
+async def test_a_token_without_the_ssh_scope_is_refused_with_where_to_make_one(token):
+    checker, _ = _checker(max_failures=10)
+    with pytest.raises(LoginRefused) as refused:
+        await checker.check("10.0.0.60", "alice", token)
+    assert str(refused.value) == (
+        "af-ssh: this token is not meant for SSH (it lacks custom:jhub-af:ssh). Make a "
+        "new token on the hub's token page, https://hub.example.org/hub/token, keeping "
+        "its default permissions, and log in with that one."
+    )
+
+
+def test_the_hub_config_gives_the_ssh_scope_to_users_not_to_servers():
+    from traitlets.config import Config
+
+    c = Config()
+    c.JupyterHub.custom_scopes = {"custom:other": {"description": "kept"}}
+    roles = ssh_hub_config(c)
+    assert set(c.JupyterHub.custom_scopes) == {"custom:other", "custom:jhub-af:ssh"}
+    assert c.JupyterHub.custom_scopes["custom:jhub-af:ssh"]["description"]
+    assert roles == [{"name": "user", "scopes": ["self", "custom:jhub-af:ssh!user"]}]
 
 
 # -- the SFTP guard, on real files in a temporary home

@@ -19,6 +19,7 @@ from jhub_af.auth import CUSTOM_SCOPES, IAMAuthenticator, bearer_token_roles
 from jhub_af.gateway import gateway_hub_config
 from jhub_af.hub import add_roles, secret_file
 from jhub_af.spawner import ProfileSpawner, install_job_callback
+from jhub_af.ssh import ssh_hub_config
 
 from .authenticator import DemoAuthenticator
 from .cluster_options import DEMO_GATEWAY_OPTIONS
@@ -91,7 +92,8 @@ def notebooks(c, s: DemoSettings) -> None:
 
 def ssh(c, s: DemoSettings) -> None:
     """af-ssh on ip:ssh_port, a hub-managed service with no scopes of its own: it acts
-    only with the token each user logs in with. Its host key is kept in the data dir."""
+    only with the token each user logs in with. Its host key is kept in the data dir.
+    Users' tokens carry custom:jhub-af:ssh (their servers' tokens do not)."""
     services = [x for x in c.JupyterHub.get("services", []) if x.get("name") != "af-ssh"]
     services.append(
         {
@@ -108,6 +110,7 @@ def ssh(c, s: DemoSettings) -> None:
         }
     )
     c.JupyterHub.services = services
+    add_roles(c, ssh_hub_config(c))
 
 
 def accounting(c, s: DemoSettings) -> None:

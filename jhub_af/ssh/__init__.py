@@ -6,9 +6,22 @@ and rsync run in her server over the binary channel of ``jhub_af.lab``. The path
 a login: :mod:`.server` (asyncssh) -> :mod:`.login` (token -> owner, with
 :mod:`.names`, :mod:`.scopes`, :mod:`.limits`) -> :mod:`.starting` (server ready,
 with progress, through :mod:`.hub`) -> :mod:`.session` -> :mod:`.bridges`.
+The hub's side: :func:`ssh_hub_config` (the ``custom:jhub-af:ssh`` scope a token
+needs, given to users and not to their servers).
 """
 
 from .app import AFSSH, main
+from .hubconfig import ssh_hub_config
 from .names import BadLoginName, LoginName, parse_login
+from .scopes import SSH_SCOPE, SSH_SCOPES
 
-__all__ = ["AFSSH", "BadLoginName", "LoginName", "main", "parse_login"]
+__all__ = [
+    "AFSSH",
+    "SSH_SCOPE",
+    "SSH_SCOPES",
+    "BadLoginName",
+    "LoginName",
+    "main",
+    "parse_login",
+    "ssh_hub_config",
+]

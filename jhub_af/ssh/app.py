@@ -27,7 +27,7 @@ from traitlets.config import Application
 from jhub_af import __version__
 
 from .hub import HubClient
-from .limits import FailureLimiter
+from .limits import SourceLimiter
 from .login import LoginChecker
 from .server import Connection, load_host_key
 
@@ -128,19 +128,41 @@ class AFSSH(Application):
         20,
         min=1,
         config=True,
-        help="Failed logins from one address within failure_window that lock it out (20).",
-    )
-    max_failures_per_user = Int(
-        10,
-        min=1,
-        config=True,
-        help="Failed logins for one name within failure_window that lock it out (10).",
+        help="""Failed logins from one address within ``failure_window`` after which
+        that address is rate-limited (default 20).
+
+        A rate-limited address is told so at the ssh prompt, with how long it lasts;
+        each wrong token from it ends the connection, and its logins are checked with
+        the hub one at a time. A valid token from it still logs in: failures are never
+        held against a token, and never against a login name (a hub token cannot be
+        guessed, so locking a name would only let anyone lock its owner out).
+        Example: ``c.AFSSH.max_failures_per_source = 50`` for a site behind one NAT.
+        (It replaces the per-name lockout of earlier versions, whose options
+        ``max_failures_per_user`` and ``lockout_seconds`` are gone.)
+        """,
     )
     failure_window = Float(
-        300, min=1, config=True, help="Seconds over which failed logins are counted (300)."
+        300,
+        min=1,
+        config=True,
+        help="""Seconds over which an address's failed logins are counted (default 300).
+
+        An address stays rate-limited until fewer than ``max_failures_per_source`` of
+        its failures are this recent; the ssh prompt says how many seconds that is.
+        Example: ``c.AFSSH.failure_window = 60``.
+        """,
     )
-    lockout_seconds = Float(
-        300, min=1, config=True, help="How long a locked-out address or name is refused (300)."
+    max_tracked_sources = Int(
+        10_000,
+        min=1,
+        config=True,
+        help="""How many addresses' failures are remembered at most (default 10000).
+
+        Each address keeps at most ``max_failures_per_source`` times, so the memory
+        for failures is bounded whatever a flood of addresses sends; beyond this many
+        addresses, the one whose last failure is oldest is forgotten first.
+        Example: ``c.AFSSH.max_tracked_sources = 100_000``.
+        """,
     )
 
     @default("log_level")
@@ -173,13 +195,15 @@ class AFSSH(Application):
             self.load_config_file(self.config_file)
         self.hub_url = self.hub_url.rstrip("/")
         self.hub = HubClient(self.hub_api_url)
-        window = self.failure_window
+        limiter = SourceLimiter(
+            self.max_failures_per_source, self.failure_window, self.max_tracked_sources
+        )
         self.checker = LoginChecker(
             self.hub,
-            FailureLimiter(self.max_failures_per_source, window, self.lockout_seconds),
-            FailureLimiter(self.max_failures_per_user, window, self.lockout_seconds),
+            limiter,
             allow_admin_access=self.allow_admin_access,
             service_token=self.service_token,
+            token_page=f"{self.hub_url}/hub/token",
             log=self.log,
         )
 

@@ -1,57 +1,74 @@
-"""Failed logins, counted per source address and per login name, with lockouts.
-
-When a source or a name fails ``max_failures`` times within ``window`` seconds,
-it is locked out for ``lockout`` seconds: every login from it (or for it) is
-refused at once, without asking the hub, so a password-guessing storm costs the
-hub nothing and others keep being served.
-"""
+"""Failed logins, counted per source address in bounded memory: :class:`SourceLimiter`."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 
 @dataclass
-class _Counter:
-    """One key's recent failures (times) and the end of its lockout."""
+class _Source:
+    """One address's most recent failures (at most max_failures times) and its turn lock."""
 
-    failures: deque = field(default_factory=deque)
-    locked_until: float = 0.0
+    failures: deque
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-class FailureLimiter:
-    """One limiter for one kind of key (sources, or login names)."""
+class SourceLimiter:
+    """Counts failed logins per source address; too many make the source rate-limited.
 
-    def __init__(self, max_failures: int, window: float, lockout: float, clock=time.monotonic):
+    A source is rate-limited while ``max_failures`` of its failed logins lie within the
+    last ``window`` seconds. Login names are not counted: a hub token cannot be
+    guessed, so locking a name would only let anyone lock its owner out.
+
+    Memory is bounded: each source keeps only its last ``max_failures`` times, and at
+    most ``max_sources`` sources are kept; the one whose last failure is oldest is
+    forgotten first. Created by :meth:`jhub_af.ssh.app.AFSSH.initialize`; used by
+    :class:`jhub_af.ssh.login.LoginChecker`.
+    """
+
+    def __init__(
+        self, max_failures: int, window: float, max_sources: int, clock=time.monotonic
+    ) -> None:
         self.max_failures = max_failures
         self.window = window
-        self.lockout = lockout
+        self.max_sources = max_sources
         self.clock = clock
-        self._keys: dict[str, _Counter] = {}
+        self._sources: OrderedDict[str, _Source] = OrderedDict()
 
-    def locked(self, key: str) -> bool:
-        """True while ``key`` is locked out. Called before the hub is asked."""
-        counter = self._keys.get(key)
-        return bool(counter) and counter.locked_until > self.clock()
+    def __len__(self) -> int:
+        """How many sources are kept now (never more than ``max_sources``)."""
+        return len(self._sources)
 
-    def failed(self, key: str) -> bool:
-        """Count a failure of ``key``; True when this failure locks it out (log it then)."""
-        now = self.clock()
-        counter = self._keys.setdefault(key, _Counter())
-        counter.failures.append(now)
-        while counter.failures and counter.failures[0] < now - self.window:
-            counter.failures.popleft()
-        if len(counter.failures) >= self.max_failures and counter.locked_until <= now:
-            counter.locked_until = now + self.lockout
-            counter.failures.clear()
-            return True
-        self._forget_old(now)
-        return False
+    def failed(self, source: str) -> bool:
+        """Count a failed login from ``source``.
 
-    def _forget_old(self, now: float) -> None:
-        if len(self._keys) < 10_000:
-            return
-        for key in [k for k, c in self._keys.items() if c.locked_until < now and not c.failures]:
-            del self._keys[key]
+        Returns True when this failure makes the source rate-limited (it was not just
+        before), so the caller logs it once. Forgets the least recently failing
+        source when more than ``max_sources`` are kept. Raises nothing.
+        """
+        was_limited = self.retry_after(source) > 0
+        entry = self._sources.pop(source, None) or _Source(deque(maxlen=self.max_failures))
+        entry.failures.append(self.clock())
+        self._sources[source] = entry
+        while len(self._sources) > self.max_sources:
+            self._sources.popitem(last=False)
+        return not was_limited and self.retry_after(source) > 0
+
+    def retry_after(self, source: str) -> float:
+        """Seconds until ``source`` is no longer rate-limited (if it fails no more); 0.0
+        when it is not rate-limited. Raises nothing."""
+        entry = self._sources.get(source)
+        if entry is None or len(entry.failures) < self.max_failures:
+            return 0.0
+        return max(0.0, entry.failures[0] + self.window - self.clock())
+
+    def turn(self, source: str) -> asyncio.Lock | None:
+        """The lock a rate-limited ``source``'s logins take in turn while the hub checks
+        their token (so a flood from one address costs the hub one check at a time);
+        None when ``source`` is not rate-limited. Raises nothing."""
+        if not self.retry_after(source):
+            return None
+        return self._sources[source].lock

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import dataclass
 
 from .hub import HubClient, HubError
-from .limits import FailureLimiter
+from .limits import SourceLimiter
 from .names import BadLoginName, LoginName, parse_login, shown
-from .scopes import has_scope
+from .scopes import SSH_SCOPE, has_scope
 
 # what hub tokens look like (hex or url-safe base64); anything else is not sent to the hub
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,256}$")
@@ -26,24 +27,32 @@ class Login:
     may_start: bool
 
 
+class LoginRefused(Exception):
+    """A refusal with a sentence for the person at the ssh prompt (``str(exc)``).
+
+    Raised by :meth:`LoginChecker.check`; :meth:`jhub_af.ssh.server.Connection.
+    validate_password` ends the connection with it as the reason, which OpenSSH prints.
+    """
+
+
 class LoginChecker:
-    """Checks SSH logins against the hub, counting failures per source and per name."""
+    """Checks SSH logins against the hub, counting failures per source address."""
 
     def __init__(
         self,
         hub: HubClient,
-        per_source: FailureLimiter,
-        per_user: FailureLimiter,
+        limiter: SourceLimiter,
         *,
         allow_admin_access: bool,
         service_token: str,
+        token_page: str,
         log: logging.Logger,
     ):
         self.hub = hub
-        self.per_source = per_source
-        self.per_user = per_user
+        self.limiter = limiter
         self.allow_admin_access = allow_admin_access
         self.service_token = service_token
+        self.token_page = token_page
         self.log = log
 
     async def check(self, source: str, login: str, password: str) -> Login | None:
@@ -51,41 +60,55 @@ class LoginChecker:
 
         ``password`` is accepted only if it is a hub token (``GET /hub/api/user``) of a
         *user* (not a service) who *is* the login name (or an admin, with
-        ``allow_admin_access``), and it may use that user's server
-        (``access:servers!server=NAME/``). ``may_start`` says whether it may also start
-        it (``servers!user=NAME``).
+        ``allow_admin_access``), that is meant for SSH (``custom:jhub-af:ssh`` for its
+        owner, as tokens from the token page have and the server's own token has not),
+        and that may use that user's server (``access:servers!server=NAME/``).
+        ``may_start`` says whether it may also start it (``servers!user=NAME``).
 
-        Returns None when refused; the reason is logged (never the token). A refusal is
-        counted against the source and the name, except when the hub cannot be asked;
-        a locked-out source or name is refused without asking the hub. Raises nothing.
-        Called by :meth:`jhub_af.ssh.server.Connection.validate_password`.
+        A refusal is logged with its reason (never the token) and counted against the
+        source, except when the hub cannot be asked. The hub is asked even for a
+        rate-limited source, so a valid token is never refused for anyone's failures;
+        a rate-limited source's logins only wait their turn (one hub check at a time).
+        Returns None when refused without a sentence (the client may try another
+        password). Raises :class:`LoginRefused` with a sentence for the person when the
+        token is not meant for SSH, or when the source is rate-limited (it is told for
+        how long). Called by :meth:`jhub_af.ssh.server.Connection.validate_password`.
         """
+        turn = self.limiter.turn(source)
+        if turn is None:
+            outcome = await self._decide(source, login, password)
+        else:
+            async with turn:
+                outcome = await self._decide(source, login, password)
+        if isinstance(outcome, Login):
+            return outcome
+        sentences = [outcome] if outcome else []
+        wait = self.limiter.retry_after(source)
+        if wait:
+            sentences.append(self._rate_limited(source, wait))
+        if sentences:
+            raise LoginRefused(" ".join(sentences))
+        return None
+
+    async def _decide(self, source: str, login: str, password: str) -> Login | str:
+        """The Login, or a sentence for the person ("" for none) after logging why."""
         who = f"{shown(login)} from {source}"
-        if self.per_source.locked(source):
-            self.log.warning("SSH login refused: %s: too many failures from this source", who)
-            return None
         try:
             name = parse_login(login)
         except BadLoginName as e:
-            return self._count_failure(source, None, who, str(e))
-        if self.per_user.locked(name.user):
-            self.log.warning("SSH login refused: %s: too many failures for this user", who)
-            # hammering a locked name counts against the source (but asks no hub)
-            if self.per_source.failed(source):
-                self.log.warning("SSH: source %s locked out after repeated failures", source)
-            return None
+            return self._failed(source, who, str(e))
         if not TOKEN.fullmatch(password):
-            return self._count_failure(source, name.user, who, "the password is not a hub token")
+            return self._failed(source, who, "the password is not a hub token")
         try:
             model = await self.hub.identify(password)
         except (HubError, OSError) as e:
             self.log.error("SSH login refused: %s: the hub cannot be asked (%s)", who, e)
-            return None  # not the user's fault: no failure counted
+            return ""  # not the user's fault: no failure counted
         if model is None:
-            return self._count_failure(source, name.user, who, "invalid, expired or revoked token")
-        reason = self._refusal(model, name)
+            return self._failed(source, who, "invalid, expired or revoked token")
+        reason, sentence = self._refusal(model, name)
         if reason:
-            return self._count_failure(source, name.user, who, reason)
+            return self._failed(source, who, reason, sentence)
         owner = model["name"]
         scopes = set(model.get("scopes", []))
         may_start = has_scope(f"servers!user={name.user}", scopes)
@@ -104,23 +127,42 @@ class LoginChecker:
             may_start=may_start,
         )
 
-    def _refusal(self, model: dict, name: LoginName) -> str:
-        """Why the token described by ``model`` may not log in as ``name``, or ""."""
+    def _refusal(self, model: dict, name: LoginName) -> tuple[str, str]:
+        """Why the token described by ``model`` may not log in as ``name`` (for the log,
+        "" if it may), and a sentence for the person ("" for none)."""
         if model.get("kind") != "user":
-            return "not a user's token"
+            return "not a user's token", ""
         admin_may = bool(model.get("admin")) and self.allow_admin_access
         if model.get("name") != name.user and not admin_may:
-            return "the token belongs to another user"
+            return "the token belongs to another user", ""
         scopes = set(model.get("scopes", []))
+        if not has_scope(f"{SSH_SCOPE}!user={model.get('name')}", scopes):
+            return f"the token is not meant for SSH (no {SSH_SCOPE})", (
+                f"af-ssh: this token is not meant for SSH (it lacks {SSH_SCOPE}). "
+                f"Make a new token on the hub's token page, {self.token_page}, keeping "
+                "its default permissions, and log in with that one."
+            )
         if not has_scope(f"access:servers!server={name.user}/", scopes):
-            return "the token may not use the user's server (needs access:servers)"
-        return ""
+            return "the token may not use the user's server (needs access:servers)", ""
+        return "", ""
 
-    def _count_failure(self, source: str, user: str | None, who: str, reason: str) -> None:
-        """Log a refused login and count it against its source (and name, if known)."""
+    def _failed(self, source: str, who: str, reason: str, sentence: str = "") -> str:
+        """Log a refused login, count it against its source; return ``sentence``."""
         self.log.warning("SSH login refused: %s: %s", who, reason)
-        if self.per_source.failed(source):
-            self.log.warning("SSH: source %s locked out after repeated failures", source)
-        if user is not None and self.per_user.failed(user):
-            self.log.warning("SSH: user %s locked out after repeated failures", shown(user))
-        return None
+        if self.limiter.failed(source):
+            self.log.warning(
+                "SSH: source %s rate-limited after %d failed logins within %.0f seconds",
+                source,
+                self.limiter.max_failures,
+                self.limiter.window,
+            )
+        return sentence
+
+    def _rate_limited(self, source: str, wait: float) -> str:
+        """The sentence that tells a rate-limited source what is going on and what to do."""
+        return (
+            f"af-ssh: too many failed logins from your address ({source}): it is "
+            f"rate-limited for {math.ceil(wait)} more seconds, and every wrong token ends "
+            "the connection. A valid token still logs in at once: paste yours again, or "
+            f"make a new one at {self.token_page}."
+        )

@@ -8,6 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+# the scope that makes a token an SSH password: users hold it for themselves (the
+# ``user`` role), the single-user server's token does not
+SSH_SCOPE = "custom:jhub-af:ssh"
+# for c.JupyterHub.custom_scopes
+SSH_SCOPES = {
+    SSH_SCOPE: {
+        "description": "Log in to af-ssh (ssh, sftp, scp, rsync) as the user, with this "
+        "token as the password.",
+    }
+}
+
 
 def has_scope(required: str, scopes: Iterable[str]) -> bool:
     """True if ``scopes`` grant ``required``.

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import asyncssh
 
+from .login import LoginRefused
 from .session import Session
 
 
@@ -88,10 +89,16 @@ class Connection(asyncssh.SSHServer):
     async def validate_password(self, username, password):
         """True when the hub token ``password`` may log in as ``username``.
 
-        Called by asyncssh; the decision is :meth:`LoginChecker.check`'s.
+        Called by asyncssh; the decision is :meth:`LoginChecker.check`'s. Raises
+        ``asyncssh.PermissionDenied`` with the checker's sentence when it has one for
+        the person (:class:`LoginRefused`): asyncssh then ends the connection with that
+        sentence as the reason, which OpenSSH prints at any log level.
         """
         self.touch()
-        self.login = await self.service.checker.check(self.source, username, password)
+        try:
+            self.login = await self.service.checker.check(self.source, username, password)
+        except LoginRefused as refused:
+            raise asyncssh.PermissionDenied(str(refused)) from None
         return self.login is not None
 
     def session_requested(self):

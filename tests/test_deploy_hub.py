@@ -84,8 +84,12 @@ async def test_hub_initializes_with_the_values_config(site, tmp_path):
             "custom:jhub-af:bearer-token",
             "custom:jhub-af:accounting-reserve",
             "custom:jhub-af:accounting-read",
+            "custom:jhub-af:ssh",
         }
         roles = {r.name: set(r.scopes) for r in app.db.query(orm.Role)}
+        # tokens users make may open SSH sessions; their servers' tokens may not
+        assert "custom:jhub-af:ssh!user" in roles["user"]
+        assert not any(s.startswith("custom:jhub-af:ssh") for s in roles["server"])
         assert roles["af-spawner"] == {RESERVE_SCOPE, "access:services!service=af-accounting"}
         services = {s.name for s in app.db.query(orm.Service)}
         assert {"af-accounting", "af-spawner", "dask-gateway"} <= services

@@ -20,6 +20,7 @@ from jhub_af.lab.rucio import (
     uproot_snippet,
 )
 from jhub_af.lab.rucio.client import did_item
+from jhub_af.lab.rucio.redirects import origin, redirect_target, sends_token, storage_url
 
 BASE = {
     "name": "atlas",
@@ -127,9 +128,34 @@ def test_parse_instance_accepts(id_, entry, expect):
         (
             {**BASE, "pasword": "typo"},
             "RucioPanel.instances[atlas]: unknown key(s) ['pasword']; known keys are "
-            "['account', 'auth', 'auth_url', 'ca_cert', 'destination_rses', 'name', "
-            "'password', 'proxy_path', 'replica_requests', 'token_file', 'url', 'username', "
-            "'vo']",
+            "['account', 'allow_insecure_http', 'auth', 'auth_url', 'ca_cert', "
+            "'destination_rses', 'name', 'password', 'proxy_path', 'replica_requests', "
+            "'token_file', 'url', 'username', 'vo']",
+        ),
+        (
+            {**BASE, "url": "http://rucio.example.org"},
+            "RucioPanel.instances[atlas]: 'url' is plain http (http://rucio.example.org), "
+            "which would send Rucio tokens and passwords in clear text; use https://, or set "
+            "'allow_insecure_http': true on this instance (test setups on a trusted network "
+            "only)",
+        ),
+        (
+            {**BASE, "url": "HTTP://rucio.example.org"},
+            "RucioPanel.instances[atlas]: 'url' is plain http (HTTP://rucio.example.org), "
+            "which would send Rucio tokens and passwords in clear text; use https://, or set "
+            "'allow_insecure_http': true on this instance (test setups on a trusted network "
+            "only)",
+        ),
+        (
+            {**BASE, "auth_url": "http://rucio-auth.example.org:80"},
+            "RucioPanel.instances[atlas]: 'auth_url' is plain http "
+            "(http://rucio-auth.example.org:80), which would send Rucio tokens and passwords "
+            "in clear text; use https://, or set 'allow_insecure_http': true on this "
+            "instance (test setups on a trusted network only)",
+        ),
+        (
+            {**BASE, "url": "http://rucio.example.org", "allow_insecure_http": "yes"},
+            "RucioPanel.instances[atlas]: 'allow_insecure_http' must be true or false",
         ),
     ],
 )
@@ -137,6 +163,86 @@ def test_parse_instance_refuses_with_the_key_named(entry, message):
     with pytest.raises(ConfigError) as e:
         parse_instance(entry, username="alice")
     assert str(e.value) == message
+
+
+@pytest.mark.parametrize(
+    ("entry", "url", "auth_url"),
+    [
+        # the test harness's Rucio answers on http://127.0.0.1: its entries set this
+        (
+            {**BASE, "url": "http://127.0.0.1:8080", "allow_insecure_http": True},
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:8080",
+        ),
+        (
+            {**BASE, "auth_url": "http://auth.test", "allow_insecure_http": True},
+            "https://rucio.example.org",
+            "http://auth.test",
+        ),
+        ({**BASE, "allow_insecure_http": False}, "https://rucio.example.org", None),
+    ],
+)
+def test_plain_http_only_with_the_insecure_option(entry, url, auth_url):
+    parsed = parse_instance(entry, username="alice")
+    assert parsed.url == url
+    assert parsed.auth_url == (auth_url or url)
+    assert parsed.allow_insecure_http is entry["allow_insecure_http"]
+    assert "allow_insecure_http" not in parsed.public()
+
+
+def test_panel_refuses_a_plain_http_rucio_at_config_time():
+    c = Config()
+    c.RucioPanel.instances = [{**BASE, "url": "http://rucio.example.org"}]
+    with pytest.raises(ConfigError, match=r"^RucioPanel.instances\[atlas\]: 'url' is plain"):
+        RucioPanel(config=c)
+
+
+@pytest.mark.parametrize(
+    ("url", "expect"),
+    [
+        ("https://Rucio.Example.org/x?y", ("https", "rucio.example.org", 443)),
+        ("https://rucio.example.org:443/", ("https", "rucio.example.org", 443)),
+        ("http://127.0.0.1:8080/a", ("http", "127.0.0.1", 8080)),
+        ("davs://se.example.org/a", ("davs", "se.example.org", 443)),
+        ("root://se.example.org//a", ("root", "se.example.org", None)),
+        ("https://h:notaport/", ("", "", None)),
+    ],
+)
+def test_origin(url, expect):
+    assert origin(url) == expect
+
+
+@pytest.mark.parametrize(
+    ("status", "location", "expect"),
+    [
+        (302, "/v2/ping", "https://rucio.test/v2/ping"),
+        (307, "https://other.test:8443/x", "https://other.test:8443/x"),
+        (301, "//other.test/x", "https://other.test/x"),
+        (308, "ping2", "https://rucio.test/api/ping2"),
+        (303, "http://rucio.test/x", "http://rucio.test/x"),
+        (200, "/elsewhere", None),
+        (302, None, None),
+        (304, "/x", None),
+    ],
+)
+def test_redirect_target(status, location, expect):
+    assert redirect_target(status, location, "https://rucio.test/api/ping") == expect
+
+
+@pytest.mark.parametrize(
+    ("hop", "pfn", "sends"),
+    [
+        ("https://se.test/data/f", "https://se.test/data/f", True),
+        ("https://se.test:443/other", "https://se.test/data/f", True),
+        ("https://pool.se.test/data/f?authz=x", "https://se.test/data/f", False),
+        ("https://se.test:8443/data/f", "https://se.test/data/f", False),
+        ("http://se.test/data/f", "http://se.test/data/f", False),
+        ("http://se.test:443/data/f", "https://se.test/data/f", False),
+        (storage_url("davs://se.test/data/f"), storage_url("davs://se.test/data/f"), True),
+    ],
+)
+def test_the_storage_token_goes_only_over_https_to_the_pfns_host(hop, pfn, sends):
+    assert sends_token(hop, pfn) is sends
 
 
 def test_panel_refuses_duplicate_names_and_defaults_to_root_dir(tmp_path):

@@ -124,10 +124,13 @@ class RunningRucio:
     processes: list[ManagedProcess] = field(default_factory=list)
 
     def instance(self, name: str = "test", **overrides) -> dict:
-        """One entry of ``RucioPanel.instances`` for this server (userpass)."""
+        """One entry of ``RucioPanel.instances`` for this server (userpass). The test
+        Rucio answers on http://127.0.0.1, so the entry sets ``allow_insecure_http``
+        (the panel refuses a plain-http Rucio without it)."""
         entry = {
             "name": name,
             "url": self.url,
+            "allow_insecure_http": True,
             "account": self.account,
             "auth": "userpass",
             "username": self.username,

@@ -18,6 +18,7 @@ import httpx
 
 from ..api import PanelError
 from .config import InstanceConfig
+from .redirects import follow, origin_text, same_origin_only, sends_token, storage_url
 
 TOKEN_MARGIN_SECONDS = 300
 
@@ -77,6 +78,12 @@ class RucioClient:
     cached until shortly before they expire (and fetched again once if Rucio refuses
     one); ``oidc`` reads the user's IAM token from its file on every call (the
     BearerTokenKeeper rewrites the file before it expires). Tokens are never logged.
+
+    Where credentials go (:mod:`.redirects`): the token, password and proxy go only to
+    the configured ``url`` and ``auth_url``; a redirect from Rucio to another origin is
+    refused (502, naming that origin) before anything is sent there. Downloads send the
+    storage token only over https to the PFN's own origin; ``http://`` PFNs and
+    redirects to another host are fetched without credentials.
     """
 
     def __init__(self, config: InstanceConfig, timeout: float = 30, log=None):
@@ -85,8 +92,9 @@ class RucioClient:
         self._token: str | None = None
         self._token_expires = 0.0
         self.timeout = httpx.Timeout(timeout, connect=min(timeout, 10))
+        # redirects are followed by .redirects.follow, which picks each hop's headers
         self.http = httpx.AsyncClient(
-            verify=self._ssl_context(), timeout=self.timeout, follow_redirects=True
+            verify=self._ssl_context(), timeout=self.timeout, follow_redirects=False
         )
 
     def _ssl_context(self, client_cert: str = "") -> ssl.SSLContext:
@@ -136,6 +144,23 @@ class RucioClient:
             "Rucio settings; nothing in your server needs to change.",
         )
 
+    def _elsewhere(self, url: str, asked: str) -> PanelError:
+        c = self.config
+        return PanelError(
+            502,
+            f"Rucio '{c.name}' sent the panel to another host, {origin_text(url)}, instead "
+            f"of answering from {origin_text(asked)}; the panel sends your credentials only "
+            "to the configured Rucio, so it stopped there. Tell your facility's admins (if "
+            "Rucio moved, its 'url' or 'auth_url' in RucioPanel.instances must say so).",
+        )
+
+    @asynccontextmanager
+    async def _rucio(self, http: httpx.AsyncClient, method: str, url: str, headers: dict, **kw):
+        """A streamed request to Rucio, following redirects to the same origin only."""
+        hops = same_origin_only(url, headers, lambda target: self._elsewhere(target, url))
+        async with follow(http, method, url, hops, **kw) as r:
+            yield r
+
     def _oidc_token(self) -> str:
         path = self.config.token_file or os.environ.get("BEARER_TOKEN_FILE", "")
         try:
@@ -175,9 +200,9 @@ class RucioClient:
                 async with httpx.AsyncClient(
                     verify=self._ssl_context(proxy), timeout=self.timeout
                 ) as x509_http:
-                    r = await x509_http.get(url, headers=headers)
+                    r = await self._read(x509_http, url, headers)
             else:
-                r = await self.http.get(url, headers=headers)
+                r = await self._read(self.http, url, headers)
         except httpx.HTTPError as e:
             raise self._unreachable(e) from None
         except ssl.SSLError as e:
@@ -194,6 +219,11 @@ class RucioClient:
         self._token = token
         self._token_expires = _expiry(r.headers.get("X-Rucio-Auth-Token-Expires"))
 
+    async def _read(self, http: httpx.AsyncClient, url: str, headers: dict) -> httpx.Response:
+        async with self._rucio(http, "GET", url, headers) as r:
+            await r.aread()
+        return r
+
     async def _headers(self, fresh: bool = False) -> dict:
         headers = {"Accept": "application/x-json-stream, application/json"}
         if self.config.vo:
@@ -207,7 +237,9 @@ class RucioClient:
         return headers
 
     def storage_headers(self) -> dict:
-        """Headers for reading from storage (https PFNs): the IAM token for oidc."""
+        """Credentials for reading from storage: the IAM token for oidc, none for the
+        other kinds. Sent only where :func:`.redirects.sends_token` allows; called by
+        :meth:`open_replica`."""
         if self.config.auth == "oidc":
             return {"Authorization": f"Bearer {self._oidc_token()}"}
         return {}
@@ -245,7 +277,7 @@ class RucioClient:
         for attempt in (0, 1):
             headers = await self._headers(fresh=attempt == 1)
             try:
-                async with self.http.stream(method, url, headers=headers, **kwargs) as r:
+                async with self._rucio(self.http, method, url, headers, **kwargs) as r:
                     if r.status_code == 401 and attempt == 0 and self.config.auth != "oidc":
                         continue
                     if r.status_code == 401:
@@ -352,16 +384,25 @@ class RucioClient:
         return ids[0]
 
     @asynccontextmanager
-    async def open_https(self, pfn: str):
-        """A streamed GET of an https PFN with the instance's storage credentials."""
+    async def open_replica(self, pfn: str):
+        """A streamed GET of an ``https``, ``davs`` or ``http`` PFN; called by the
+        downloads. The storage credentials (:meth:`storage_headers`) go only over https
+        to the PFN's own origin: an ``http://`` PFN, and any redirect to another host,
+        is fetched without them (so a storage that allows anonymous reads still works,
+        and the token never crosses the network in clear or leaves for another host).
+        Raises :class:`PanelError`: 401 when the storage refuses, saying whether the
+        panel withheld the token; 502 for too many redirects; 503 when it fails."""
+        url = storage_url(pfn)
+        creds = self.storage_headers()
+
+        def hop(hop_url: str) -> dict:
+            return creds if sends_token(hop_url, url) else {}
+
         try:
-            async with self.http.stream("GET", pfn, headers=self.storage_headers()) as r:
+            async with follow(self.http, "GET", url, hop) as r:
                 if r.status_code in (401, 403):
-                    raise PanelError(
-                        401,
-                        f"The storage refused to send {pfn} ({r.status_code}). "
-                        + self._refused().message,
-                    )
+                    withheld = bool(creds) and not hop(str(r.url))
+                    raise self._storage_refused(pfn, r, withheld)
                 if r.status_code >= 300:
                     raise PanelError(
                         503, f"The storage answered {r.status_code} for {pfn}; try another replica."
@@ -373,6 +414,20 @@ class RucioClient:
                 f"The storage behind {pfn} does not answer ({type(e).__name__}); "
                 "try another replica.",
             ) from None
+
+    def _storage_refused(self, pfn: str, r: httpx.Response, withheld: bool) -> PanelError:
+        if withheld:
+            return PanelError(
+                401,
+                f"The storage at {origin_text(str(r.url))} refused to send {pfn} "
+                f"({r.status_code}) without credentials; the panel sends your token only "
+                "over https to the replica's own host. Pick an https:// or davs:// replica, "
+                "or open the file with the snippet.",
+            )
+        return PanelError(
+            401,
+            f"The storage refused to send {pfn} ({r.status_code}). " + self._refused().message,
+        )
 
 
 def did_item(row: dict) -> dict:

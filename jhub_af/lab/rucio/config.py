@@ -38,6 +38,7 @@ KNOWN_KEYS = {
     "ca_cert",
     "replica_requests",
     "destination_rses",
+    "allow_insecure_http",
 }
 
 
@@ -63,6 +64,7 @@ class InstanceConfig:
     ca_cert: str = ""
     replica_requests: bool = False
     destination_rses: tuple[str, ...] = ()
+    allow_insecure_http: bool = False
 
     def public(self) -> dict:
         """What the panel may see: never a secret or a local path."""
@@ -75,10 +77,18 @@ class InstanceConfig:
         }
 
 
-def _url(value, key: str, where: str) -> str:
-    if not isinstance(value, str) or not re.match(r"^https?://[^/\s]+", value):
+def _url(value, key: str, where: str, insecure: bool) -> str:
+    if not isinstance(value, str) or not re.match(r"^https?://[^/\s]+", value, re.IGNORECASE):
         raise ConfigError(
             f"{where}: '{key}' must be an http(s) URL such as https://rucio.example.org"
+        )
+    if value[:5].lower() == "http:" and not insecure:
+        # tokens and passwords would cross the network in clear, and anyone on the
+        # path could answer as Rucio (and redirect the panel wherever they like)
+        raise ConfigError(
+            f"{where}: '{key}' is plain http ({value}), which would send Rucio tokens and "
+            "passwords in clear text; use https://, or set 'allow_insecure_http': true on "
+            "this instance (test setups on a trusted network only)"
         )
     return value.rstrip("/")
 
@@ -98,8 +108,11 @@ def parse_instance(entry: dict, username: str = "") -> InstanceConfig:
     unknown = sorted(set(entry) - KNOWN_KEYS)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys are {sorted(KNOWN_KEYS)}")
-    url = _url(entry.get("url"), "url", where)
-    auth_url = _url(entry.get("auth_url") or url, "auth_url", where)
+    insecure = entry.get("allow_insecure_http", False)
+    if not isinstance(insecure, bool):
+        raise ConfigError(f"{where}: 'allow_insecure_http' must be true or false")
+    url = _url(entry.get("url"), "url", where, insecure)
+    auth_url = _url(entry.get("auth_url") or url, "auth_url", where, insecure)
     auth = entry.get("auth")
     if auth not in AUTH_TYPES:
         raise ConfigError(f"{where}: 'auth' must be one of {list(AUTH_TYPES)}, not {auth!r}")
@@ -134,6 +147,7 @@ def parse_instance(entry: dict, username: str = "") -> InstanceConfig:
         ca_cert=str(entry.get("ca_cert") or ""),
         replica_requests=replica_requests,
         destination_rses=tuple(rses),
+        allow_insecure_http=insecure,
     )
 
 
@@ -152,7 +166,10 @@ class RucioPanel(LoggingConfigurable):
         ``password``) or ``"x509"`` (``proxy_path``, default ``$X509_USER_PROXY`` or
         ``/tmp/x509up_u<uid>``); ``ca_cert`` (a CA bundle or directory for the
         server's and the storage's TLS); ``replica_requests`` (bool, default false)
-        and ``destination_rses`` (the RSEs users may ask for replicas on). Example:
+        and ``destination_rses`` (the RSEs users may ask for replicas on);
+        ``allow_insecure_http`` (bool, default false): ``url`` and ``auth_url`` must
+        be ``https://`` unless this is true, which is for test setups on a trusted
+        network only (tokens and passwords then cross it in clear). Example:
         ``[{"name": "atlas", "url": "https://rucio.example.org", "auth": "oidc",
         "account": "{username}"}]``.""",
     )

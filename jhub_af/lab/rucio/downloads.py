@@ -75,7 +75,7 @@ class Downloads:
     def start(
         self, client: RucioClient, pfn: str, path: Path, root: Path, size: int | None
     ) -> Download:
-        """Start copying ``pfn`` (https or file) to ``path`` (already confined to
+        """Start copying ``pfn`` (https, davs, http or file) to ``path`` (already confined to
         ``root``) in the background; its :class:`Download`, whose state the panel polls.
         Failures end up in its ``error``, never raised."""
         dl = Download(id=secrets.token_hex(8), path=path, root=root, bytes_total=size)
@@ -91,7 +91,7 @@ class Downloads:
                 if scheme(pfn) == "file":
                     await asyncio.to_thread(self._copy_local, dl, pfn[len("file://") :], out)
                 else:
-                    async with client.open_https(pfn) as r:
+                    async with client.open_replica(pfn) as r:
                         length = r.headers.get("Content-Length")
                         if dl.bytes_total is None and length and length.isdigit():
                             dl.bytes_total = int(length)

@@ -248,13 +248,14 @@ class DownloadsHandler(RucioHandler):
         pfn = _chosen_pfn(replicas, data.get("pfn") or None, DOWNLOAD_SCHEMES)
         if not pfn:
             raise bad_request(
-                f"{scope}:{name} has no replica the server can download (https or file); "
+                f"{scope}:{name} has no replica the server can download (https, davs, http "
+                "or file); "
                 "open it over XRootD with the snippet instead."
             )
         if scheme(pfn) not in DOWNLOAD_SCHEMES:
             raise bad_request(
-                f"Downloads read https:// or file:// replicas; for {scheme(pfn)}:// "
-                "use the snippet."
+                f"Downloads read https://, davs://, http:// or file:// replicas; for "
+                f"{scheme(pfn)}:// use the snippet."
             )
         real_root = Path(os.path.realpath(root))
         dl = self.state.downloads.start(client, pfn, path, real_root, did["bytes"])

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from jhub_af.hub import secret_file, server_role
+from jhub_af.hub import private_dir, private_file, secret_file, server_role, write_private
 
 from .scopes import ACCOUNTING_SCOPES, RESERVE_SCOPE
 
@@ -41,6 +41,10 @@ def accounting_hub_config(
     warn_at); ``admin_groups`` see everyone's usage; ``service_settings`` are more
     ``AccountingService`` settings.
 
+    ``data_dir`` is made 0700 and every file with a secret in it 0600: the config
+    file (``db_url`` may hold a password), the token, and the SQLite ledger, created
+    empty and 0600 here before the service opens it.
+
     Returns the roles to merge with :func:`jhub_af.hub.add_roles`, each with the
     narrowest scopes its holder needs: ``af-accounting`` (:data:`SERVICE_SCOPES`),
     ``af-spawner`` (reserve and access), ``user`` (access: their own usage, the
@@ -50,13 +54,14 @@ def accounting_hub_config(
 
     Called by the demo's and the Helm chart's hub config, and by facility configs.
     """
-    data = Path(data_dir)
-    data.mkdir(parents=True, exist_ok=True)
+    data = private_dir(data_dir)
+    if not db_url:
+        db_url = f"sqlite:///{private_file(data / 'af-accounting.sqlite')}"
     config_file = _write_service_config(
         data,
         policy,
         {
-            "db_url": db_url or f"sqlite:///{data / 'af-accounting.sqlite'}",
+            "db_url": db_url,
             "admin_groups": list(admin_groups),
             **(service_settings or {}),
         },
@@ -77,12 +82,9 @@ def accounting_hub_config(
 
 
 def _write_service_config(data: Path, policy: dict, settings: dict) -> Path:
-    """The service's own config file (``--config``): its settings and the policy."""
-    config_file = data / "af-accounting.json"
-    config_file.write_text(
-        json.dumps({"AccountingService": settings, "QuotaPolicy": policy}, indent=2) + "\n"
-    )
-    return config_file
+    """The service's own config file (``--config``): its settings and the policy, 0600."""
+    text = json.dumps({"AccountingService": settings, "QuotaPolicy": policy}, indent=2) + "\n"
+    return write_private(data / "af-accounting.json", text)
 
 
 def _add_services(c, url: str, config_file: Path, spawner_token: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from shutil import which
 
 import jhub_af
+from jhub_af.hub import private_dir
 
 from .authenticator import DEMO_USERS
 from .settings import DemoSettings
@@ -146,8 +147,9 @@ def prepare(
     """Check the machine and write the hub's config; start nothing.
 
     Returns the settings written to ``data_dir/demo-settings.json`` beside
-    ``jupyterhub_config.py``. Raises DemoError (the message says what to do) for a
-    busy or forbidden port, a missing Node.js or proxy, a bad data dir or IAM flags.
+    ``jupyterhub_config.py``; ``data_dir`` is made (or changed to) 0700. Raises
+    DemoError (the message says what to do) for a busy or forbidden port, a missing
+    Node.js or proxy, a bad data dir or IAM flags.
     """
     if login == "iam":
         check_iam_options(issuer, client_id, client_secret_file)
@@ -160,7 +162,9 @@ def prepare(
         raise DemoError(f"--ssh-port {ssh_port} is the same as --port; pick another one.")
     check_port(ip, ssh_port, "--ssh-port")
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        # 0700: tokens, keys and databases live in it; every notebook runs as this
+        # same user, so the users' homes under it stay theirs to use
+        private_dir(data_dir)
     except OSError as e:
         raise DemoError(f"Cannot create --data-dir {data_dir}: {e.strerror}.") from e
     settings = DemoSettings(

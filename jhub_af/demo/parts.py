@@ -17,7 +17,7 @@ from jupyterhub.spawner import SimpleLocalProcessSpawner
 from jhub_af.accounting import accounting_hub_config
 from jhub_af.auth import CUSTOM_SCOPES, IAMAuthenticator, bearer_token_roles
 from jhub_af.gateway import gateway_hub_config
-from jhub_af.hub import add_roles, secret_file
+from jhub_af.hub import add_roles, private_dir, private_file, secret_file
 from jhub_af.spawner import ProfileSpawner, install_job_callback
 from jhub_af.ssh import ssh_hub_config
 
@@ -34,11 +34,13 @@ TEMPLATES = Path(__file__).with_name("templates")
 
 
 def hub(c, s: DemoSettings) -> None:
-    """The hub and its proxy on loopback, with state in the data directory."""
-    data = s.data_path
+    """The hub and its proxy on loopback, with state in the data directory: the
+    directory 0700 (also when this config runs without `jhub-af demo`), the hub's
+    database 0600 from its creation (the hub makes its cookie secret 0600 itself)."""
+    data = private_dir(s.data_path)
     c.JupyterHub.bind_url = f"{s.public_url}/"
     c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{s.hub_port}"
-    c.JupyterHub.db_url = f"sqlite:///{data / 'jupyterhub.sqlite'}"
+    c.JupyterHub.db_url = f"sqlite:///{private_file(data / 'jupyterhub.sqlite')}"
     c.JupyterHub.cookie_secret_file = str(data / "jupyterhub_cookie_secret")
     c.JupyterHub.pid_file = str(data / "jupyterhub.pid")
     c.JupyterHub.cleanup_servers = True
@@ -78,7 +80,10 @@ def notebooks(c, s: DemoSettings) -> None:
     c.ProfileSpawner.profiles = DEMO_PROFILES
     c.ProfileSpawner.backend_classes = {"local": SimpleLocalProcessSpawner}
     c.ProfileSpawner.unavailable_backends = {"kubernetes": NO_CLUSTER}
-    c.SimpleLocalProcessSpawner.home_dir_template = str(s.data_path / "home" / "{username}")
+    # every notebook runs as the demo's own user, so a 0700 "home" hides the users'
+    # homes from other accounts on the machine and still lets each notebook use its own
+    homes = private_dir(s.data_path / "home")
+    c.SimpleLocalProcessSpawner.home_dir_template = str(homes / "{username}")
     c.Spawner.ip = "127.0.0.1"
     c.Spawner.default_url = "/lab"
     # JupyterHub 6 passes almost no environment on, so name the command by path
@@ -93,7 +98,9 @@ def notebooks(c, s: DemoSettings) -> None:
 def ssh(c, s: DemoSettings) -> None:
     """af-ssh on ip:ssh_port, a hub-managed service with no scopes of its own: it acts
     only with the token each user logs in with. Its host key is kept in the data dir.
-    Users' tokens carry custom:jhub-af:ssh (their servers' tokens do not)."""
+    Users' tokens carry custom:jhub-af:ssh (their servers' tokens do not). The key's
+    directory is 0700 (af-ssh writes the key 0600)."""
+    key_dir = private_dir(s.data_path / "af-ssh")
     services = [x for x in c.JupyterHub.get("services", []) if x.get("name") != "af-ssh"]
     services.append(
         {
@@ -105,7 +112,7 @@ def ssh(c, s: DemoSettings) -> None:
                 f"--ip={s.ip}",
                 f"--port={s.ssh_port}",
                 f"--hub-url={s.public_url}",
-                f"--host-key-file={s.data_path / 'af-ssh' / 'ssh_host_ed25519_key'}",
+                f"--host-key-file={key_dir / 'ssh_host_ed25519_key'}",
             ],
         }
     )

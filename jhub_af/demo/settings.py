@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from jhub_af.hub import write_private
+
 
 @dataclass(frozen=True)
 class DemoSettings:
@@ -41,8 +43,9 @@ class DemoSettings:
         return Path(self.data_dir)
 
     def dump(self, path: Path) -> None:
-        """Write the settings as JSON to ``path`` (``prepare`` does, before the hub starts)."""
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        """Write the settings as JSON to ``path``, 0600 (``prepare`` does, before the hub
+        starts); returns nothing, raises ``OSError`` when ``path`` cannot be written."""
+        write_private(path, json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> DemoSettings:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from jhub_af.accounting import RESERVE_SCOPE
-from jhub_af.hub import secret_file, server_role
+from jhub_af.hub import private_dir, private_file, secret_file, server_role, write_private
 
 SERVICE = "dask-gateway"
 PREFIX = f"/services/{SERVICE}"
@@ -178,7 +178,8 @@ def gateway_hub_config(
     """Configure the hub ``c`` to run the Dask Gateway behind its proxy.
 
     Writes the gateway's encryption key (once) and config file
-    (:func:`gateway_config_text`) into ``data_dir``, adds the service
+    (:func:`gateway_config_text`) into ``data_dir`` (made 0700; the key, the config
+    file and the gateway's SQLite database, created empty here, are 0600), adds the service
     ``dask-gateway``, and sets the notebooks' ``DASK_GATEWAY__*`` environment.
     ``public_url`` is the hub's public URL (``http://127.0.0.1:8000``); the gateway's
     API is then ``{public_url}/services/dask-gateway``, and schedulers are reached at
@@ -192,11 +193,11 @@ def gateway_hub_config(
     ``accounting_hub_config`` (it reads ``c.AccountingClient.url``); called by the
     demo's hub config and facility hub configs.
     """
-    data = Path(data_dir)
-    data.mkdir(parents=True, exist_ok=True)
+    data = private_dir(data_dir)
     secret_file(data / "encrypt-key", lambda: base64.b64encode(secrets.token_bytes(32)).decode())
-    config_file = data / "dask_gateway_config.py"
-    config_file.write_text(
+    private_file(data / "dask-gateway.sqlite")
+    config_file = write_private(
+        data / "dask_gateway_config.py",
         gateway_config_text(
             data_dir=data,
             http_port=http_port,
@@ -208,7 +209,7 @@ def gateway_hub_config(
             backend=backend,
             cluster_settings=cluster_settings,
             job_bin=job_bin,
-        )
+        ),
     )
     _add_service(c, http_port=http_port, config_file=config_file, data_dir=data)
     _set_notebook_environment(c, public_url=public_url, tcp_port=tcp_port)

@@ -22,11 +22,13 @@ from jhub_af.lab.sftp_guard import (
     PF_READ,
     PF_TRUNC,
     PF_WRITE,
+    READ,
     REMOVE,
     RENAME,
     STAT,
     STATUS,
     SYMLINK,
+    PathTurn,
     SFTPGuard,
 )
 from jhub_af.ssh import BadLoginName, LoginName, parse_login, ssh_hub_config
@@ -253,9 +255,22 @@ def _req(kind: int, rid: int, body: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + payload
 
 
+def _packets(buf: bytes) -> list[bytes]:
+    out = []
+    while buf:
+        n = 4 + struct.unpack_from(">I", buf)[0]
+        out, buf = [*out, buf[:n]], buf[n:]
+    return out
+
+
 def _status_code(packet: bytes) -> int:
     assert packet[4] == STATUS
     return struct.unpack_from(">I", packet, 9)[0]
+
+
+def _guard(home, turn=None) -> SFTPGuard:
+    """A guard with a turn of its own, so that tests do not wait for each other."""
+    return SFTPGuard(str(home), turn=turn or PathTurn())
 
 
 @pytest.fixture
@@ -283,7 +298,7 @@ def home(tmp_path):
     ],
 )
 def test_guard_refuses_paths_outside_the_home(home, path):
-    guard = SFTPGuard(str(home))
+    guard = _guard(home)
     forward, answer = guard.from_client(_req(STAT, 7, _s(path)))
     assert forward == b""
     assert _status_code(answer) == FX_PERMISSION_DENIED
@@ -292,13 +307,13 @@ def test_guard_refuses_paths_outside_the_home(home, path):
 
 @pytest.mark.parametrize("path", [b".", b"data", b"data/../data/x", "ü.txt".encode()])
 def test_guard_passes_paths_inside_the_home(home, path):
-    guard = SFTPGuard(str(home))
+    guard = _guard(home)
     packet = _req(STAT, 1, _s(path))
     assert guard.from_client(packet) == (packet, b"")
 
 
 def test_guard_checks_both_paths_of_rename_and_symlink(home):
-    guard = SFTPGuard(str(home))
+    guard = _guard(home)
     for kind in (RENAME, SYMLINK):
         forward, answer = guard.from_client(_req(kind, 3, _s(b"data") + _s(b"../../secret2")))
         assert forward == b"" and _status_code(answer) == FX_PERMISSION_DENIED
@@ -307,7 +322,7 @@ def test_guard_checks_both_paths_of_rename_and_symlink(home):
 
 
 def test_guard_refuses_unknown_extensions_and_checks_known_ones(home):
-    guard = SFTPGuard(str(home))
+    guard = _guard(home)
     _, answer = guard.from_client(_req(EXTENDED, 5, _s(b"evil@example.org") + _s(b"x")))
     assert _status_code(answer) == FX_OP_UNSUPPORTED
     body = _s(b"posix-rename@openssh.com") + _s(b"data") + _s(b"../escape")
@@ -316,7 +331,7 @@ def test_guard_refuses_unknown_extensions_and_checks_known_ones(home):
 
 
 def test_guard_handles_packets_split_across_reads(home):
-    guard = SFTPGuard(str(home))
+    guard = _guard(home)
     packet = _req(STAT, 9, _s(b"../bob"))
     forward1, answer1 = guard.from_client(packet[:6])
     assert (forward1, answer1) == (b"", b"")
@@ -346,7 +361,7 @@ def _status_reply(rid: int, code: int) -> bytes:
 
 def test_guard_uploads_land_under_their_name_only_when_closed(home):
     (home / "data" / "result.root").write_bytes(b"the old, complete file")
-    guard = SFTPGuard(str(home))
+    guard = _guard(home)
     temp = _open_for_upload(guard, 1, b"data/result.root")
     assert os.path.dirname(temp) == str(home / "data")
     guard.from_server(_handle_reply(1, b"H1"))
@@ -354,7 +369,7 @@ def test_guard_uploads_land_under_their_name_only_when_closed(home):
         f.write(b"new bytes")
     assert (home / "data" / "result.root").read_bytes() == b"the old, complete file"
     guard.from_client(_req(CLOSE, 2, _s(b"H1")))
-    reply = guard.from_server(_status_reply(2, FX_OK))
+    reply, _ = guard.from_server(_status_reply(2, FX_OK))
     assert _status_code(reply) == FX_OK
     assert (home / "data" / "result.root").read_bytes() == b"new bytes"
     assert not os.path.exists(temp)
@@ -362,7 +377,7 @@ def test_guard_uploads_land_under_their_name_only_when_closed(home):
 
 def test_guard_removes_an_unfinished_upload_and_keeps_the_old_file(home):
     (home / "data" / "result.root").write_bytes(b"the old, complete file")
-    guard = SFTPGuard(str(home))
+    guard = _guard(home)
     temp = _open_for_upload(guard, 1, b"data/result.root")
     guard.from_server(_handle_reply(1, b"H1"))
     with open(temp, "wb") as f:
@@ -373,10 +388,77 @@ def test_guard_removes_an_unfinished_upload_and_keeps_the_old_file(home):
     assert sorted(p.name for p in (home / "data").iterdir()) == ["result.root"]
 
 
-def test_guard_leaves_reads_and_other_requests_alone(home):
-    guard = SFTPGuard(str(home))
+def test_guard_leaves_reads_alone_and_holds_the_next_path_until_the_last_is_answered(home):
+    guard = _guard(home)
     flags = struct.pack(">II", PF_READ, 0)
     packet = _req(OPEN, 1, _s(b"data/x") + flags)
     assert guard.from_client(packet) == (packet, b"")
-    packet = _req(REMOVE, 2, _s(b"data/x"))
-    assert guard.from_client(packet) == (packet, b"")
+    remove = _req(REMOVE, 2, _s(b"data/x"))
+    read = _req(READ, 3, _s(b"H1") + struct.pack(">QI", 0, 4096))
+    assert guard.from_client(remove) == (b"", b"")  # OPEN 1 is still in flight
+    assert guard.from_client(read) == (b"", b"")  # keeps its place behind REMOVE 2
+    assert guard.from_server(_handle_reply(1, b"H1")) == (_handle_reply(1, b"H1"), remove + read)
+    stat = _req(STAT, 4, _s(b"data"))
+    read2 = _req(READ, 5, _s(b"H1") + struct.pack(">QI", 4096, 4096))
+    assert guard.from_client(read2) == (read2, b"")  # on a handle: no wait
+    assert guard.from_client(stat) == (b"", b"")
+    assert guard.from_server(_status_reply(2, FX_OK))[1] == stat
+
+
+def test_guard_resolves_a_held_path_when_it_goes_not_when_it_arrives(home):
+    guard = _guard(home)
+    (home / "q").mkdir()
+    (home / "q" / "f").write_text("mine")
+    remove = _req(REMOVE, 1, _s(b"q/f"))
+    assert guard.from_client(remove) == (remove, b"")
+    forward, answer = guard.from_client(_req(STAT, 2, _s(b"q/f")))
+    assert (forward, answer) == (b"", b"")
+    (home / "q" / "f").unlink()  # what REMOVE 1 did; then something made q point out
+    (home / "q").rmdir()
+    os.symlink(home.parent.parent / "secret", home / "q")
+    to_client, forward = guard.from_server(_status_reply(1, FX_OK))
+    assert forward == b""  # STAT 2 was checked now, through the new link, and refused
+    assert [_status_code(p) for p in _packets(to_client)] == [FX_OK, FX_PERMISSION_DENIED]
+
+
+def test_another_session_waits_for_the_turn_and_is_woken(home):
+    turn = PathTurn()
+    first, second = _guard(home, turn), _guard(home, turn)
+    woken = []
+    second.wake = lambda: woken.append(True)
+    stat1, stat2 = _req(STAT, 1, _s(b"data")), _req(STAT, 1, _s(b"."))
+    assert first.from_client(stat1) == (stat1, b"")
+    assert second.from_client(stat2) == (b"", b"")
+    assert not woken
+    first.from_server(_status_reply(1, FX_OK))
+    assert woken and second.pending() == (stat2, b"")
+    assert first.from_client(_req(STAT, 2, _s(b"data"))) == (b"", b"")  # now in line
+    second.abort()  # a session that ends passes the turn on
+    assert turn.holder is first
+
+
+def test_guard_refuses_a_repeated_request_id_and_unknown_requests(home):
+    guard = _guard(home)
+    stat = _req(STAT, 1, _s(b"data"))
+    assert guard.from_client(stat) == (stat, b"")
+    forward, answer = guard.from_client(_req(READ, 1, _s(b"H") + struct.pack(">QI", 0, 1)))
+    assert forward == b"" and _status_code(answer) == 5  # bad message
+    forward, answer = guard.from_client(_req(60, 2, b""))
+    assert forward == b"" and _status_code(answer) == FX_OP_UNSUPPORTED
+
+
+def test_guard_refuses_a_name_in_a_folder_outside_even_if_it_points_back_in(home):
+    (home.parent / "bob" / "x").symlink_to(home / "data" / "f")  # outside, pointing in
+    guard = _guard(home)
+    flags = struct.pack(">II", PF_WRITE | PF_CREAT | PF_TRUNC, 0)
+    forward, answer = guard.from_client(_req(OPEN, 1, _s(b"bob-dir/x") + flags))
+    assert forward == b"" and _status_code(answer) == FX_PERMISSION_DENIED
+    forward, answer = guard.from_client(_req(REMOVE, 2, _s(b"bob-dir/x")))
+    assert forward == b"" and _status_code(answer) == FX_PERMISSION_DENIED
+
+
+def test_guard_answers_cut_short_requests_without_passing_them_on(home):
+    guard = _guard(home)
+    forward, answer = guard.from_client(_req(OPEN, 1, _s(b"data/x")))  # no flags
+    assert forward == b"" and _status_code(answer) == FX_PERMISSION_DENIED
+    assert guard.from_client(struct.pack(">I", 0)) == (b"", b"")  # an empty packet

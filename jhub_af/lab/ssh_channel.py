@@ -156,20 +156,39 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             await self._to_pty(message)
             return
         if message[0] == ChannelFrame.STDIN and len(message) > 1:
-            data = message[1:]
+            data, answer = message[1:], b""
             if self.guard is not None:
-                data, answer = self.guard.from_client(data)
-                if answer:
-                    await self._send(ChannelFrame.STDOUT, answer)
-            if data:
                 try:
-                    self.proc.stdin.write(data)
-                    await self.proc.stdin.drain()
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+                    data, answer = self.guard.from_client(data)
+                except ValueError as e:  # a packet too large, too much held back
+                    await self._refuse(f"SFTP session ended: {e}.")
+                    return
+            await self._to_server(data, answer)
         elif message[0] == ChannelFrame.STDIN_EOF:
             with contextlib.suppress(OSError):
                 self.proc.stdin.close()
+
+    async def _to_server(self, data: bytes, answer: bytes = b"") -> None:
+        """Write ``data`` to the process (before any await, so that the guard's order
+        holds), then send the guard's ``answer`` to the client."""
+        try:
+            if data:
+                self.proc.stdin.write(data)
+            if answer:
+                await self._send(ChannelFrame.STDOUT, answer)
+            if data:
+                await self.proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _guard_woken(self) -> None:
+        """The SFTP guard's turn has come: send what it held back (soon, not re-entrantly)."""
+        self._tasks.add(asyncio.ensure_future(self._guard_pending()))
+
+    async def _guard_pending(self) -> None:
+        if self.guard is not None and self.proc is not None:
+            with contextlib.suppress(WebSocketClosedError):
+                await self._to_server(*self.guard.pending())
 
     async def _start(self, message):
         self.started = True
@@ -188,6 +207,7 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
                 return
             argv = [self.channel.sftp_server, "-d", self.home]
             self.guard = SFTPGuard(self.home, log=self.log)
+            self.guard.wake = self._guard_woken
         else:
             argv = [env.get("SHELL") or "/bin/sh", "-c", request.command]
             if request.pty is not None:
@@ -277,7 +297,9 @@ class SSHChannelHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
             if not data:
                 return
             if self.guard is not None and stream == ChannelFrame.STDOUT:
-                data = self.guard.from_server(data)
+                data, forward = self.guard.from_server(data)
+                if forward:
+                    await self._to_server(forward)
                 if not data:
                     continue
             await self._send(stream, data)

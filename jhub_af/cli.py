@@ -41,16 +41,24 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _demo_config():
-    """The demo facility's hub config, built in memory as `jhub-af demo` writes it."""
+    """The demo facility's hub config, as `jhub-af demo` builds it.
+
+    Building it writes the components' files (secrets, service configs) into a data
+    directory: a temporary one, removed at once, so that a check leaves nothing behind
+    in the working directory.
+    """
+    import tempfile
+
     from traitlets.config import Config
 
     from jhub_af.demo import DemoSettings, configure
 
     c = Config()
-    settings = DemoSettings(
-        ip="127.0.0.1", port=8000, data_dir=".jhub-af-demo", hub_port=8081, proxy_api_port=8001
-    )
-    configure(c, settings)
+    with tempfile.TemporaryDirectory(prefix="jhub-af-check-") as data_dir:
+        settings = DemoSettings(
+            ip="127.0.0.1", port=8000, data_dir=data_dir, hub_port=8081, proxy_api_port=8001
+        )
+        configure(c, settings)
     return c
 
 

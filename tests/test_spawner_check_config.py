@@ -13,8 +13,11 @@ from jhub_af.spawner.check import check_catalogue
 JHUB_AF = str(Path(sys.executable).parent / "jhub-af")
 
 
-def test_demo_configuration_by_group():
-    r = subprocess.run([JHUB_AF, "check-config"], capture_output=True, text=True, timeout=60)
+def test_demo_configuration_by_group(tmp_path):
+    r = subprocess.run(
+        [JHUB_AF, "check-config"], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert list(tmp_path.iterdir()) == []  # a check writes nothing where it runs
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == [
         "Profiles in the demo's configuration, by the group a user is in:",

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 from pathlib import Path
 
 import pytest
+from harness import wait_until
 
 from jhub_af.hub import private_dir, private_file, secret_file, write_private
 
@@ -144,21 +144,25 @@ def configure_demo(data: Path, login: str = "iam"):
     return c
 
 
+# the demo's folders that hold secrets, and the secret files its config makes
+PRIVATE_DIRS = ("", "home", "accounting", "dask-gateway", "af-ssh")
+SECRET_FILES = (
+    "jupyterhub.sqlite",
+    "accounting/af-accounting.json",
+    "accounting/af-accounting.sqlite",
+    "accounting/af-spawner-token",
+    "dask-gateway/encrypt-key",
+    "dask-gateway/dask_gateway_config.py",
+    "dask-gateway/dask-gateway.sqlite",
+)
+
+
 def test_the_demo_config_makes_its_secret_files_0600_and_their_dirs_0700(tmp_path):
     data = tmp_path / "data"
     configure_demo(data)
-    for d in ("", "home", "accounting", "dask-gateway", "af-ssh"):
+    for d in PRIVATE_DIRS:
         assert_private(data / d, 0o700)
-    for f in (
-        "jupyterhub.sqlite",
-        "jupyterhub_crypt_key",
-        "accounting/af-accounting.json",
-        "accounting/af-accounting.sqlite",
-        "accounting/af-spawner-token",
-        "dask-gateway/encrypt-key",
-        "dask-gateway/dask_gateway_config.py",
-        "dask-gateway/dask-gateway.sqlite",
-    ):
+    for f in (*SECRET_FILES, "jupyterhub_crypt_key"):  # the IAM login's key too
         assert_private(data / f, 0o600)
 
 
@@ -180,28 +184,12 @@ def test_an_old_demo_data_dir_with_open_modes_is_tightened(tmp_path):
 # --- after `jhub-af demo` has started ---------------------------------------------------
 
 
-def wait_for(path: Path, timeout: float = 60) -> Path:
-    """``path`` once it exists (a service writes it when it starts)."""
-    deadline = time.monotonic() + timeout
-    while not path.exists() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    return path
-
-
 def test_after_the_demo_starts_its_secrets_are_the_owners_only(demo_facility):
     data = demo_facility.workdir / "data"
-    for d in ("", "home", "accounting", "dask-gateway", "af-ssh"):
+    for d in PRIVATE_DIRS:
         assert_private(data / d, 0o700)
-    for f in (
-        "demo-settings.json",
-        "jupyterhub.sqlite",
-        "jupyterhub_cookie_secret",
-        "accounting/af-accounting.json",
-        "accounting/af-accounting.sqlite",
-        "accounting/af-spawner-token",
-        "dask-gateway/encrypt-key",
-        "dask-gateway/dask_gateway_config.py",
-        "dask-gateway/dask-gateway.sqlite",
-    ):
+    for f in (*SECRET_FILES, "demo-settings.json", "jupyterhub_cookie_secret"):
         assert_private(data / f, 0o600)
-    assert_private(wait_for(data / "af-ssh" / "ssh_host_ed25519_key"), 0o600)
+    host_key = data / "af-ssh" / "ssh_host_ed25519_key"  # af-ssh writes it when it starts
+    wait_until(host_key.exists, what="af-ssh's host key")
+    assert_private(host_key, 0o600)

@@ -114,12 +114,23 @@ def homes(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def hub(hub_factory, idp, ports, admin_token, homes):
-    return hub_factory(
-        iam_hub_config(idp, ports["hub"], str(homes / "{username}"), EXTRA),
-        port=ports["hub"],
-        env=iam_hub_env(idp, admin_token),
-    )
+def iam_hub(hub_factory, idp, ports, admin_token):
+    """``iam_hub(name, homes, extra)``: a hub on ``ports[name]`` that signs in with the
+    module's IdP, its users' homes under ``homes``, with ``extra`` config lines."""
+
+    def start(name: str, homes: Path, extra: str):
+        return hub_factory(
+            iam_hub_config(idp, ports[name], str(homes / "{username}"), extra),
+            port=ports[name],
+            env=iam_hub_env(idp, admin_token),
+        )
+
+    return start
+
+
+@pytest.fixture(scope="module")
+def hub(iam_hub, homes):
+    return iam_hub("hub", homes, EXTRA)
 
 
 @pytest.fixture(scope="module")
@@ -215,15 +226,10 @@ def test_colliding_username_does_not_take_over_the_account(hub, alice, admin_tok
 
 
 @pytest.fixture(scope="module")
-def groups_hub(hub_factory, idp, ports, admin_token, tmp_path_factory):
+def groups_hub(iam_hub, tmp_path_factory):
     """A hub that keeps GenericOAuthenticator's ``allowed_groups`` next to ``allowed_vos``."""
-    homes = str(tmp_path_factory.mktemp("homes3") / "{username}")
     extra = 'c.IAMAuthenticator.allowed_groups = {"/atlas/users"}\n'
-    return hub_factory(
-        iam_hub_config(idp, ports["groups"], homes, extra),
-        port=ports["groups"],
-        env=iam_hub_env(idp, admin_token),
-    )
+    return iam_hub("groups", tmp_path_factory.mktemp("homes3"), extra)
 
 
 def test_allowed_groups_refuses_a_vo_member_outside_the_group(groups_hub, admin_token):
@@ -308,15 +314,10 @@ def test_error_from_the_idp_is_shown_escaped(hub):
 
 
 @pytest.fixture(scope="module")
-def nopkce_hub(hub_factory, idp, ports, admin_token, tmp_path_factory):
+def nopkce_hub(iam_hub, tmp_path_factory):
     """A hub without PKCE, so that only the nonce stands between a stolen code and a login."""
-    homes = str(tmp_path_factory.mktemp("homes2") / "{username}")
     extra = "c.IAMAuthenticator.enable_pkce = False\n"
-    return hub_factory(
-        iam_hub_config(idp, ports["nopkce"], homes, extra),
-        port=ports["nopkce"],
-        env=iam_hub_env(idp, admin_token),
-    )
+    return iam_hub("nopkce", tmp_path_factory.mktemp("homes2"), extra)
 
 
 def test_code_from_another_login_fails_the_nonce_check(nopkce_hub):
